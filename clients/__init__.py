@@ -1,0 +1,1 @@
+"""The clients: svc, svstat, svok, dtdctl. Standard library and format modules only."""

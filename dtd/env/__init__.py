@@ -1,0 +1,1 @@
+"""setuidgid, envuidgid, envdir, softlimit, setlock, pgrphack, fghack."""

@@ -1,0 +1,1 @@
+"""multilog, tai64n, tai64nlocal, readproctitle."""

@@ -1,0 +1,115 @@
+"""Shared fixtures: where our commands and the reference's live, waiting on
+conditions with a deadline, and processes that are ended by pid or group."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+BIN = Path(sys.executable).parent  # our console scripts, in the virtualenv
+REF = Path("/usr/bin")  # Debian's daemontools and runit
+
+
+def ours(cmd: str) -> str:
+    return str(BIN / cmd)
+
+
+def ref(cmd: str) -> str:
+    return str(REF / cmd)
+
+
+def have_ref(cmd: str) -> bool:
+    return (REF / cmd).exists()
+
+
+def wait_for(pred: Callable[[], object], timeout: float = 10.0, interval: float = 0.005,
+             what: str = "condition") -> object:
+    """Poll pred until it returns something true; fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+
+
+class Procs:
+    """Processes a test starts, each in its own session, so that teardown can
+    end it and everything it started by process group."""
+
+    def __init__(self) -> None:
+        self.started: list[subprocess.Popen[bytes]] = []
+        self.extra_groups: list[int] = []
+
+    def start(self, argv: list[str], **kw: object) -> subprocess.Popen[bytes]:
+        kw.setdefault("start_new_session", True)
+        p = subprocess.Popen(argv, **kw)  # type: ignore[call-overload]
+        self.started.append(p)
+        return p
+
+    def add_group(self, pgid: int) -> None:
+        self.extra_groups.append(pgid)
+
+    def stop_all(self) -> None:
+        for p in self.started:
+            for sig in (signal.SIGKILL,):
+                try:
+                    os.killpg(p.pid, sig)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        for g in self.extra_groups:
+            try:
+                os.killpg(g, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        for p in self.started:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+            for f in (p.stdin, p.stdout, p.stderr):
+                if f:
+                    f.close()
+
+
+@pytest.fixture
+def procs() -> Iterator[Procs]:
+    p = Procs()
+    try:
+        yield p
+    finally:
+        p.stop_all()
+
+
+def make_service(path: Path, script: str, down: bool = False) -> Path:
+    """A service directory whose run is a /bin/sh script."""
+    path.mkdir(parents=True, exist_ok=True)
+    run = path / "run"
+    run.write_text("#!/bin/sh\n" + script + "\n")
+    run.chmod(0o755)
+    if down:
+        (path / "down").touch()
+    return path
+
+
+@pytest.fixture
+def tmp(tmp_path: Path) -> Iterator[Path]:
+    """tmp_path, removed afterwards even when the test passed."""
+    yield tmp_path
+    shutil.rmtree(tmp_path, ignore_errors=True)
