@@ -16,7 +16,6 @@ import errno
 import fcntl
 import os
 import struct
-from dataclasses import dataclass
 
 from dtd import tai64
 
@@ -49,15 +48,29 @@ COMMANDS = b"udopchaitkxq12"
 _BODY = struct.Struct("<LBBBB")
 
 
-@dataclass
 class Status:
-    seconds: int = 0
-    nanoseconds: int = 0
-    pid: int = 0
-    paused: bool = False
-    want: int = WANT_UP
-    term_sent: bool = False
-    state: int = STATE_DOWN
+    """One status record. A plain class: dataclasses imports inspect, which
+    alone would double the start-up time of svstat."""
+
+    __slots__ = ("seconds", "nanoseconds", "pid", "paused", "want", "term_sent", "state")
+
+    def __init__(self, seconds: int = 0, nanoseconds: int = 0, pid: int = 0,
+                 paused: bool = False, want: int = WANT_UP, term_sent: bool = False,
+                 state: int = STATE_DOWN) -> None:
+        self.seconds = seconds
+        self.nanoseconds = nanoseconds
+        self.pid = pid
+        self.paused = paused
+        self.want = want
+        self.term_sent = term_sent
+        self.state = state
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Status) and all(
+            getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    def __repr__(self) -> str:
+        return "Status(%s)" % ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__)
 
     @property
     def since(self) -> float:
