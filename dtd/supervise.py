@@ -281,7 +281,11 @@ class Worker:
                 self.exited()
 
     def run(self) -> int:
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        # forked from the root, the worker inherits its handlers; supervise
+        # dies of these signals as daemontools' does
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                    signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM):
+            signal.signal(sig, signal.SIG_DFL)
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         # a handler, not SIG_DFL: only a handled signal writes the wakeup fd
