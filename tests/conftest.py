@@ -113,3 +113,45 @@ def tmp(tmp_path: Path) -> Iterator[Path]:
     """tmp_path, removed afterwards even when the test passed."""
     yield tmp_path
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def processes_under(directory: Path) -> list[int]:
+    """Pids whose working directory lies under directory: supervisors and
+    services a test started there, whatever session they moved to."""
+    top = os.path.realpath(directory)
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            cwd = os.readlink(f"/proc/{entry}/cwd")
+        except OSError:
+            continue
+        if (cwd == top or cwd.startswith(top + "/")) and pid_alive(int(entry)):
+            found.append(int(entry))
+    return found
+
+
+def sweep(directory: Path) -> None:
+    """Kill, by process group and pid, everything running under directory."""
+    for _ in range(50):
+        pids = processes_under(directory)
+        if not pids:
+            return
+        for pid in pids:
+            for kill in (lambda: os.killpg(os.getpgid(pid), signal.SIGKILL),
+                         lambda: os.kill(pid, signal.SIGKILL)):
+                try:
+                    kill()
+                except (ProcessLookupError, PermissionError):
+                    pass
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def swept(tmp_path: Path) -> Iterator[Path]:
+    """A temp dir; at the end every process running under it is killed and
+    the dir removed."""
+    yield tmp_path
+    sweep(tmp_path)
+    shutil.rmtree(tmp_path, ignore_errors=True)
