@@ -22,6 +22,7 @@ import gc
 import os
 import resource
 import signal
+import stat
 import sys
 import time
 
@@ -476,6 +477,16 @@ def _default_runtime_dir() -> str:
     return os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/dtd-{os.getuid()}"
 
 
+def _kept(stream: "object") -> "object | None":
+    """A detached daemon keeps its output only when it goes to a file
+    (``dtd --daemonize >>/var/log/dtd.log 2>&1``); a terminal or a pipe is
+    given up, or the caller would wait on it for ever."""
+    try:
+        return stream if stat.S_ISREG(os.fstat(stream.fileno()).st_mode) else None  # type: ignore[attr-defined]
+    except (OSError, AttributeError, ValueError):
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="dtd", description="Supervise every service directory in a scan directory.")
@@ -504,7 +515,7 @@ def main(argv: list[str] | None = None) -> int:
         assert pidfile is not None
         context = daemon.DaemonContext(
             working_directory="/", umask=0o022, detach_process=True,
-            files_preserve=[pidfile.fd], stdout=sys.stdout, stderr=sys.stderr,
+            files_preserve=[pidfile.fd], stdout=_kept(sys.stdout), stderr=_kept(sys.stderr),
             signal_map={}, prevent_core=False)
         context.open()
     if pidfile:
