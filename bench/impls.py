@@ -1,0 +1,97 @@
+"""The implementations the bench compares, each described by the commands
+that play the same part: the scanner, the one-directory supervisor, and the
+clients. Every command is run by full path with a PATH of its own, so that a
+scanner finds its own supervisor (djb's svscan runs whatever `supervise` is
+first on PATH, which in a dtd checkout may well be ours)."""
+
+import re
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SYSTEM = Path("/usr/bin")
+DIR = "{dir}"
+DIRS = "{dirs}"
+
+
+@dataclass
+class Impl:
+    name: str
+    bindir: Path
+    scanner: tuple[str, ...]
+    worker: tuple[str, ...]
+    svc_down: tuple[str, ...]
+    svc_up: tuple[str, ...]
+    svstat: tuple[str, ...]
+    svok: tuple[str, ...] | None
+    _usable: dict[str, bool] = field(default_factory=dict, repr=False)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"PATH": f"{self.bindir}:/usr/bin:/bin"}
+
+    def usable(self, cmd: str) -> bool:
+        """Whether cmd exists here and, for a Python console script, the
+        module it imports exists too (dtd's commands land one by one)."""
+        if cmd not in self._usable:
+            path = self.bindir / cmd
+            ok = path.is_file()
+            if ok:
+                head = path.read_bytes()[:2048]
+                if head.startswith(b"#!") and b"python" in head.split(b"\n", 1)[0]:
+                    ok = _importable(path, head)
+            self._usable[cmd] = ok
+        return self._usable[cmd]
+
+    def argv(self, template: tuple[str, ...], *dirs: Path) -> list[str]:
+        out = [str(self.bindir / template[0])]
+        for arg in template[1:]:
+            if arg == DIR:
+                out.append(str(dirs[0]))
+            elif arg == DIRS:
+                out.extend(str(d) for d in dirs)
+            else:
+                out.append(arg)
+        return out
+
+    def can(self, *templates: tuple[str, ...] | None) -> bool:
+        return all(t is not None and self.usable(t[0]) for t in templates)
+
+
+def _importable(script: Path, head: bytes) -> bool:
+    found = re.search(rb"^from ([\w.]+) import", head, re.M)
+    if found is None:
+        return True
+    interpreter = head.split(b"\n", 1)[0][2:].decode().strip()
+    code = ("import importlib.util, sys; "
+            f"sys.exit(importlib.util.find_spec({found.group(1).decode()!r}) is None)")
+    try:
+        # -I: not the checkout in the current directory, which would shadow
+        # the installed package.
+        return subprocess.run([interpreter, "-I", "-c", code], capture_output=True).returncode == 0
+    except OSError:
+        return False
+
+
+def daemontools() -> Impl:
+    return Impl("daemontools", SYSTEM, scanner=("svscan", DIR), worker=("supervise", DIR),
+                svc_down=("svc", "-d", DIR), svc_up=("svc", "-u", DIR),
+                svstat=("svstat", DIRS), svok=("svok", DIR))
+
+
+def runit() -> Impl:
+    # sv without -v sends the command and returns, as svc does; runit has no
+    # svok.
+    return Impl("runit", SYSTEM, scanner=("runsvdir", DIR), worker=("runsv", DIR),
+                svc_down=("sv", "down", DIR), svc_up=("sv", "up", DIR),
+                svstat=("sv", "status", DIRS), svok=None)
+
+
+def dtd(bindir: Path) -> Impl:
+    return Impl("dtd", bindir, scanner=("svscan", DIR), worker=("supervise", DIR),
+                svc_down=("svc", "-d", DIR), svc_up=("svc", "-u", DIR),
+                svstat=("svstat", DIRS), svok=("svok", DIR))
+
+
+PEERS = ("daemontools", "runit")
+ORDER = ("daemontools", "runit", "s6", "supervisord", "dtd")

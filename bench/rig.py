@@ -1,0 +1,126 @@
+"""One benchmark's workbench: a temporary directory, the announcement FIFO,
+processes spawned into it, and a teardown that leaves nothing behind.
+
+Processes are started with posix_spawn (vfork and exec in glibc), so the
+bench's own start-up cost for a client is small and the same for every
+implementation."""
+
+import os
+import select
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+from bench import proctree
+from bench.announce import Announcements
+from bench.impls import Impl
+
+
+def sleep_until(t: float) -> None:
+    left = t - time.perf_counter()
+    if left > 0:
+        time.sleep(left)
+
+
+class Rig:
+    def __init__(self, impl: Impl) -> None:
+        self.impl = impl
+        self.top = Path(tempfile.mkdtemp(prefix=f"dtd-bench-{impl.name}-"))
+        self.ann = Announcements(self.top / "announce")
+        self.stderr = self.top / "stderr"
+
+    def __enter__(self) -> "Rig":
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        try:
+            proctree.kill_all_below()
+        finally:
+            self.ann.close()
+            shutil.rmtree(self.top, ignore_errors=True)
+
+    def service(self, name: str, down: bool = False, where: Path | None = None) -> Path:
+        return self.ann.make_service((where or self.top) / name, down=down)
+
+    def spawn(self, argv: list[str]) -> int:
+        """Start argv in a session of its own, stdin and stdout on /dev/null,
+        stderr appended to the rig's stderr file (shown when a figure
+        fails)."""
+        actions = [
+            (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, "/dev/null", os.O_WRONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 2, str(self.stderr), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644),
+        ]
+        return os.posix_spawn(argv[0], argv, self.impl.env, file_actions=actions, setsid=True)
+
+    def client(self, argv: list[str], ok: tuple[int, ...] = (0,)) -> float:
+        """Wall time of one client call, in seconds."""
+        t0 = time.perf_counter()
+        pid = self.spawn(argv)
+        _, status = os.waitpid(pid, 0)
+        t1 = time.perf_counter()
+        code = os.waitstatus_to_exitcode(status)
+        if code not in ok:
+            raise RuntimeError(f"{' '.join(argv)} exited {code}: {self.errors()}")
+        return t1 - t0
+
+    def client_until_gone(self, argv: list[str], service: int, timeout: float = 10.0) -> float:
+        """Seconds from starting a client to the moment both the client has
+        exited and the service process is gone. Both are watched through
+        pidfds, which become readable when the process exits, whoever its
+        parent is."""
+        watched = os.pidfd_open(service)
+        t0 = time.perf_counter()
+        pid = self.spawn(argv)
+        client = os.pidfd_open(pid)
+        try:
+            pending = {watched, client}
+            poller = select.poll()
+            for fd in pending:
+                poller.register(fd, select.POLLIN)
+            deadline = t0 + timeout
+            while pending:
+                left = deadline - time.perf_counter()
+                if left <= 0:
+                    raise TimeoutError(f"{' '.join(argv)}: service {service} still there after {timeout} s")
+                for fd, _ in poller.poll(left * 1000):
+                    pending.discard(fd)
+                    poller.unregister(fd)
+            t1 = time.perf_counter()
+        finally:
+            os.close(watched)
+            os.close(client)
+        _, status = os.waitpid(pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"{' '.join(argv)} failed: {self.errors()}")
+        return t1 - t0
+
+    def wait_worker(self, service: Path, timeout: float = 10.0) -> None:
+        """Until a supervisor reads service/supervise/control and ok (a
+        non-blocking open for writing succeeds only then, ENXIO before) and
+        has written its status: runsv makes ok after control, and runit's
+        sv fails on a directory without it."""
+        sup = service / "supervise"
+        deadline = time.perf_counter() + timeout
+        while True:
+            try:
+                for fifo in ("control", "ok"):
+                    os.close(os.open(sup / fifo, os.O_WRONLY | os.O_NONBLOCK))
+                os.stat(sup / "status")
+                return
+            except OSError:
+                if time.perf_counter() > deadline:
+                    raise TimeoutError(f"no supervisor on {service} after {timeout} s: {self.errors()}")
+                time.sleep(0.002)
+
+    def errors(self) -> str:
+        try:
+            return self.stderr.read_text(errors="replace")[-2000:].strip() or "(nothing on stderr)"
+        except FileNotFoundError:
+            return "(nothing on stderr)"

@@ -1,0 +1,285 @@
+"""The supervision figures of issue 2, measured the same way for every
+implementation: a worker on one directory, the clients, and a scanner over
+many. Services are dash scripts that announce themselves (bench.announce)
+and exec a long sleep."""
+
+import os
+import random
+import signal
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from bench import proctree
+from bench.impls import Impl
+from bench.rig import Rig, sleep_until
+
+# djb's supervise sleeps a second after each start and reads no command
+# meanwhile; a service has to be up longer than that for the restart and stop
+# figures to measure the supervisor rather than that sleep.
+UP_FOR = 1.1
+# A pause between two samples, so that the supervisor of the last one has
+# finished its bookkeeping (status file, wait) before the next starts.
+GAP = 0.02
+ROUND_ROBIN = 12
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str
+    figure: str
+    unit: str
+    target: str
+    limit: float | None
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    rows: tuple[Row, ...]
+    measure: Callable[[Impl, bool, bool], dict[str, list[float]]]
+    needs: Callable[[Impl], bool]
+
+
+def _age(scan: Path) -> None:
+    """Date the scan directory ten seconds back, as a scan directory at boot
+    would be: runsvdir leaves a directory modified within the current
+    second for its next check, a second later."""
+    then = time.time() - 10
+    os.utime(scan, (then, then))
+
+
+def _ms(seconds: float) -> float:
+    return seconds * 1000.0
+
+
+def restart(impl: Impl, quick: bool, first: bool) -> dict[str, list[float]]:
+    n = 8 if quick else 30
+    with Rig(impl) as rig:
+        dirs = [rig.service(f"s{i}") for i in range(min(n, ROUND_ROBIN))]
+        for d in dirs:
+            rig.spawn(impl.argv(impl.worker, d))
+        up = {d.name: rig.ann.wait(d.name) for d in dirs}
+        samples = []
+        for i in range(n):
+            name = dirs[i % len(dirs)].name
+            started, pid = up[name]
+            sleep_until(started + UP_FOR)
+            t0 = time.perf_counter()
+            os.kill(pid, signal.SIGKILL)
+            up[name] = rig.ann.wait(name)
+            samples.append(_ms(up[name][0] - t0))
+            time.sleep(GAP)
+    return {"restart": samples}
+
+
+def stop(impl: Impl, quick: bool, first: bool) -> dict[str, list[float]]:
+    n = 8 if quick else 30
+    with Rig(impl) as rig:
+        dirs = [rig.service(f"s{i}") for i in range(min(n, ROUND_ROBIN))]
+        for d in dirs:
+            rig.spawn(impl.argv(impl.worker, d))
+        up = {d.name: rig.ann.wait(d.name) for d in dirs}
+        samples = []
+        for i in range(n):
+            d = dirs[i % len(dirs)]
+            started, pid = up[d.name]
+            sleep_until(started + UP_FOR)
+            samples.append(_ms(rig.client_until_gone(impl.argv(impl.svc_down, d), pid)))
+            time.sleep(GAP)
+            rig.client(impl.argv(impl.svc_up, d))
+            up[d.name] = rig.ann.wait(d.name)
+    return {"stop": samples}
+
+
+def stop_after_start(impl: Impl, quick: bool, first: bool) -> dict[str, list[float]]:
+    n = 2 if quick else 5
+    with Rig(impl) as rig:
+        d = rig.service("s", down=True)
+        rig.spawn(impl.argv(impl.worker, d))
+        rig.wait_worker(d)
+        samples = []
+        for _ in range(n):
+            rig.client(impl.argv(impl.svc_up, d))
+            _, pid = rig.ann.wait(d.name)
+            samples.append(_ms(rig.client_until_gone(impl.argv(impl.svc_down, d), pid)))
+            time.sleep(GAP)
+    return {"stop_after_start": samples}
+
+
+def clients(impl: Impl, quick: bool, first: bool) -> dict[str, list[float]]:
+    n = 10 if quick else 30
+    calls = {"svc": impl.svc_up, "svstat": impl.svstat, "svok": impl.svok}
+    out: dict[str, list[float]] = {}
+    with Rig(impl) as rig:
+        d = rig.service("s")
+        rig.spawn(impl.argv(impl.worker, d))
+        started, _ = rig.ann.wait(d.name)
+        sleep_until(started + UP_FOR)
+        for _ in range(n):
+            for key, template in calls.items():
+                if template is not None and impl.usable(template[0]):
+                    out.setdefault(key, []).append(_ms(rig.client(impl.argv(template, d))))
+    return out
+
+
+def pickup(impl: Impl, quick: bool, first: bool) -> dict[str, list[float]]:
+    """New directories are renamed into the scan directory at random
+    intervals, so that a scanner that polls is caught at every phase of its
+    period; each one's latency is counted from its own rename."""
+    n = 6 if quick else 20
+    rng = random.Random(2)
+    with Rig(impl) as rig:
+        scan, stage = rig.top / "scan", rig.top / "stage"
+        scan.mkdir()
+        stage.mkdir()
+        rig.service("sentinel", where=scan)
+        news = [rig.service(f"new{i}", where=stage) for i in range(n)]
+        rig.spawn(impl.argv(impl.scanner, scan))
+        # The sentinel's start shows that the scanner has made its first scan.
+        rig.ann.wait("sentinel", timeout=15)
+        renamed: dict[str, float] = {}
+        due = time.perf_counter()
+        for d in news:
+            due += rng.uniform(0.2, 0.5)
+            while (left := due - time.perf_counter()) > 0:
+                rig.ann.poll(left)
+            renamed[d.name] = time.perf_counter()
+            os.rename(d, scan / d.name)
+        started = rig.ann.wait_all(set(renamed), timeout=15)
+    return {"pickup": [_ms(started[k][0] - renamed[k]) for k in renamed]}
+
+
+def hundred(impl: Impl, quick: bool, first: bool) -> dict[str, list[float]]:
+    """Memory, idle CPU and wake-ups of the supervision processes (the
+    scanner and everything below it that is not a service) over 100
+    services, then svstat over all of them."""
+    n_services = 100
+    idle = (3.0 if quick else 30.0) if first else 0.0
+    n = 10 if quick else 30
+    out: dict[str, list[float]] = {}
+    with Rig(impl) as rig:
+        scan = rig.top / "scan"
+        scan.mkdir()
+        dirs = [rig.service(f"s{i:03}", where=scan) for i in range(n_services)]
+        _age(scan)
+        scanner = rig.spawn(impl.argv(impl.scanner, scan))
+        services = {pid for _, pid in rig.ann.wait_all({d.name for d in dirs}, timeout=30).values()}
+        # Past djb's one-second sleep after each start: every worker idle.
+        time.sleep(UP_FOR + 0.4)
+        procs = proctree.tree(scanner, stop=services)
+        workers = [p for p in procs if p != scanner]
+        if len(workers) < n_services:
+            raise RuntimeError(f"{len(workers)} supervisors for {n_services} services")
+        out["pss"] = [sum(proctree.pss_kib(p) for p in procs) / n_services]
+        if idle:
+            cpu0 = {p: proctree.cpu_ns(p) for p in procs}
+            cs0 = {p: proctree.context_switches(p) for p in procs}
+            time.sleep(idle)
+            cpu = sum(proctree.cpu_ns(p) - cpu0[p] for p in procs)
+            cs = {p: proctree.context_switches(p) - cs0[p] for p in procs}
+            out["idle_cpu"] = [cpu / 1e6]
+            out["wakeups_workers"] = [float(sum(cs[p] for p in workers))]
+            out["wakeups_scanner"] = [float(cs[scanner])]
+        if impl.can(impl.svstat):
+            argv = impl.argv(impl.svstat, *dirs)
+            out["svstat100"] = [_ms(rig.client(argv)) for _ in range(n)]
+    return out
+
+
+def startup(impl: Impl, quick: bool, first: bool) -> dict[str, list[float]]:
+    n_services = 200
+    samples = []
+    for _ in range(1 if quick else 3):
+        with Rig(impl) as rig:
+            scan = rig.top / "scan"
+            scan.mkdir()
+            names = {rig.service(f"s{i:03}", where=scan).name for i in range(n_services)}
+            _age(scan)
+            t0 = time.perf_counter()
+            rig.spawn(impl.argv(impl.scanner, scan))
+            started = rig.ann.wait_all(names, timeout=60)
+            samples.append(_ms(max(t for t, _ in started.values()) - t0))
+    return {"startup": samples}
+
+
+def _one_dir(impl: Impl) -> bool:
+    return impl.can(impl.worker)
+
+
+FIGURES = (
+    Figure("restart", (Row("restart", "restart after the service is SIGKILLed (up > 1 s)", "ms",
+                           "<= 5 ms", 5),), restart, _one_dir),
+    Figure("stop", (Row("stop", "`svc -d` -> process gone, including the client", "ms",
+                        "<= 20 ms", 20),), stop,
+           lambda i: i.can(i.worker, i.svc_down, i.svc_up)),
+    Figure("stop_after_start", (Row("stop_after_start", "`svc -d` right after a start -> gone", "ms",
+                                    "<= 20 ms", 20),), stop_after_start,
+           lambda i: i.can(i.worker, i.svc_down, i.svc_up)),
+    Figure("clients", (Row("svc", "`svc` wall time, one directory", "ms", "<= 15 ms", 15),
+                       Row("svstat", "`svstat` wall time, one directory", "ms", "<= 15 ms", 15),
+                       Row("svok", "`svok` wall time, one directory", "ms", "<= 15 ms", 15)),
+           clients, _one_dir),
+    Figure("pickup", (Row("pickup", "new service directory -> running", "ms", "<= 100 ms", 100),),
+           pickup, lambda i: i.can(i.scanner)),
+    Figure("hundred", (Row("pss", "memory (PSS) of the supervision processes per service, 100 services",
+                           "KiB", "<= 1280 KiB", 1280),
+                       Row("idle_cpu", "idle CPU of all supervision processes, 100 services, {idle}",
+                           "ms", "<= 5 ms", 5),
+                       Row("wakeups_workers", "wake-ups of the 100 workers in {idle}", "",
+                           "0", 0),
+                       Row("wakeups_scanner", "wake-ups of the scanner in {idle}", "", "", None),
+                       Row("svstat100", "`svstat` over 100 directories, wall", "ms", "<= 20 ms", 20)),
+           hundred, lambda i: i.can(i.scanner)),
+    Figure("startup", (Row("startup", "200 services: scanner start -> all running", "ms",
+                           "<= 500 ms", 500),), startup, lambda i: i.can(i.scanner)),
+)
+
+
+def run(quick: bool, impls: list[Impl], only: set[str] | None = None, runs: int | None = None,
+        log: Callable[[str], None] = lambda s: None) -> list[dict[str, object]]:
+    """Every figure for every implementation, `runs` times over (three in
+    full mode, one in quick); the implementations take turns in a rotating
+    order so that none is always measured first. A row's result for an
+    implementation is the median over runs of each run's median."""
+    runs = runs or (1 if quick else 3)
+    figures = [f for f in FIGURES if only is None or f.name in only]
+    per_run: dict[str, dict[str, list[float]]] = {}
+    samples: dict[str, dict[str, list[list[float]]]] = {}
+    errors: dict[str, dict[str, str]] = {}
+    for r in range(runs):
+        order = impls[r % len(impls):] + impls[:r % len(impls)]
+        for fig in figures:
+            for impl in order:
+                if not fig.needs(impl):
+                    continue
+                log(f"run {r + 1}/{runs}: {fig.name}: {impl.name}")
+                try:
+                    got = fig.measure(impl, quick, r == 0)
+                except Exception as e:  # one broken implementation must not sink the table
+                    errors.setdefault(fig.name, {})[impl.name] = f"{type(e).__name__}: {e}"
+                    log(f"  failed: {type(e).__name__}: {e}")
+                    continue
+                for key, values in got.items():
+                    per_run.setdefault(key, {}).setdefault(impl.name, []).append(statistics.median(values))
+                    samples.setdefault(key, {}).setdefault(impl.name, []).append(values)
+    idle = "3 s" if quick else "30 s"
+    rows: list[dict[str, object]] = []
+    for fig in figures:
+        for row in fig.rows:
+            runs_of = per_run.get(row.key, {})
+            rows.append({
+                "figure": row.figure.format(idle=idle),
+                "unit": row.unit,
+                "results": {i.name: (statistics.median(runs_of[i.name]) if i.name in runs_of else None)
+                            for i in impls},
+                "target": row.target,
+                "limit": row.limit,
+                "better": "lower",
+                "runs": runs_of,
+                "samples": samples.get(row.key, {}),
+                "errors": errors.get(fig.name, {}),
+            })
+    return rows
