@@ -191,9 +191,11 @@ def test_reference_svscan_runs_our_supervise_with_a_log(procs: Procs, tmp: Path)
     env = dict(os.environ, PATH=f"{BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}")
     procs.start([ref("svscan"), str(scan)], env=env, **QUIET)
 
-    owners = {}
+    owners: dict[Path, int] = {}
     for d in (s, s / "log"):
-        owners[d] = wait_for(lambda: status.lock_owner(str(d)), what=f"{d} supervised")
+        owner = wait_for(lambda: status.lock_owner(str(d)), what=f"{d} supervised")
+        assert isinstance(owner, int)
+        owners[d] = owner
         # the Python interpreter, not /usr/bin/supervise
         exe = os.readlink(f"/proc/{owners[d]}/exe")
         assert exe == os.path.realpath(sys.executable), exe

@@ -18,11 +18,11 @@ from clienttools import Result, run
 pytestmark = pytest.mark.skipif(not have_ref("svc"), reason="daemontools not installed")
 
 
-def both(cwd: Path, *args: str | bytes) -> tuple[Result, Result]:
+def both(cwd: Path, *args: str | bytes | Path) -> tuple[Result, Result]:
     return run([ref("svc"), *args], cwd), run([ours("svc"), *args], cwd)
 
 
-def compare(cwd: Path, *args: str | bytes) -> Result:
+def compare(cwd: Path, *args: str | bytes | Path) -> Result:
     want, got = both(cwd, *args)
     assert got == want, f"svc {args!r} differs\nreference: {want}\nours:      {got}"
     return got
@@ -128,7 +128,7 @@ def test_bytes_written_to_control(listener: Callable[[str | bytes], Path], tmp: 
 def test_every_directory_gets_the_commands(listener: Callable[[str | bytes], Path],
                                            tmp: Path) -> None:
     dirs = [listener(n) for n in ("a", "with space", b"caf\xe9", "new\nline")]
-    args = ["-tu", "a", "nodir", "with space", b"caf\xe9", "new\nline", str(tmp / "a")]
+    args: list[str | bytes | Path] = ["-tu", "a", "nodir", "with space", b"caf\xe9", "new\nline", str(tmp / "a")]
     want = run([ref("svc"), *args], tmp)
     want_bytes = [drain(d) for d in dirs]
     got = run([ours("svc"), *args], tmp)

@@ -14,7 +14,7 @@ import os
 import subprocess
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -36,7 +36,7 @@ def record(ago: int = 5, pid: int = 0, paused: int = 0, want: bytes = b"u",
     return data + (runit or b"")
 
 
-def compare(cwd: Path, *args: str | bytes) -> Result:
+def compare(cwd: Path, *args: str | bytes | Path) -> Result:
     """Run the reference, ours, and the reference again; ours must equal a
     reference run in exit code, stdout and stderr."""
     first = run([ref("svstat"), *args], cwd)
@@ -73,7 +73,7 @@ def crafted(tmp: Path) -> Iterator[Callable[..., Path]]:
         os.close(fd)
 
 
-STATES = {
+STATES: dict[str, dict[str, Any]] = {
     "up": dict(status=record(pid=1234)),
     "up-normally-down": dict(status=record(pid=1234), down=True),
     "down-normally-up-want-up": dict(status=record(pid=0, want=b"u")),
