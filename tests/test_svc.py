@@ -13,7 +13,7 @@ from typing import Callable, Iterator
 import pytest
 
 from conftest import Procs, have_ref, make_service, ours, ref, wait_for
-from clienttools import Result, run
+from clienttools import Result, can_lose_dac, run, without_dac
 
 pytestmark = pytest.mark.skipif(not have_ref("svc"), reason="daemontools not installed")
 
@@ -161,6 +161,24 @@ def test_control_that_is_a_regular_file(tmp: Path) -> None:
     control.write_bytes(b"0123456789")
     got = run([ours("svc"), "-kdu", "s"], tmp), control.read_bytes()
     assert got == want
+
+
+@pytest.mark.skipif(not can_lose_dac(), reason="needs root and setpriv")
+def test_access_denied(listener: Callable[[str | bytes], Path], tmp: Path) -> None:
+    (tmp / "closed").mkdir(mode=0)
+    d = listener("supclosed")
+    (d / "supervise").chmod(0)
+    d = listener("controlclosed")
+    (d / "supervise" / "control").chmod(0)
+    names = ["closed", "supclosed", "controlclosed"]
+    want = run(without_dac([ref("svc"), "-u", *names]), tmp)
+    got = run(without_dac([ours("svc"), "-u", *names]), tmp)
+    assert got == want
+    assert got[2].count(b"access denied") == 3
+    (tmp / "xonly").mkdir(mode=0o100)
+    want = run(without_dac([ref("svc"), "-u", "a"]), tmp / "xonly")
+    got = run(without_dac([ours("svc"), "-u", "a"]), tmp / "xonly")
+    assert got == want == (111, b"", b"svc: fatal: unable to open current directory: access denied\n")
 
 
 # ---- our svc drives the reference supervise -----------------------------------

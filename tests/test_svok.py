@@ -11,7 +11,7 @@ from typing import Iterator
 import pytest
 
 from conftest import Procs, have_ref, make_service, ours, ref, wait_for
-from clienttools import Result, run
+from clienttools import Result, can_lose_dac, run, without_dac
 
 pytestmark = pytest.mark.skipif(not have_ref("svok"), reason="daemontools not installed")
 
@@ -74,6 +74,19 @@ def test_only_the_first_argument_counts(layout: Path) -> None:
 
 def test_absolute_path(layout: Path) -> None:
     compare(Path("/"), layout / "okdir")
+
+
+@pytest.mark.skipif(not can_lose_dac(), reason="needs root and setpriv")
+@pytest.mark.parametrize("name", ["closed", "supclosed", "okclosed"])
+def test_access_denied(layout: Path, name: str) -> None:
+    (layout / "closed").mkdir(mode=0)
+    (layout / "supclosed" / "supervise").mkdir(parents=True, mode=0)
+    (layout / "okclosed" / "supervise").mkdir(parents=True)
+    os.mkfifo(layout / "okclosed" / "supervise" / "ok", 0)
+    want = run(without_dac([ref("svok"), name]), layout)
+    got = run(without_dac([ours("svok"), name]), layout)
+    assert got == want
+    assert got[0] == 111 and got[2].endswith(b": access denied\n")
 
 
 @pytest.mark.skipif(not have_ref("supervise"), reason="daemontools not installed")

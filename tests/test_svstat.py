@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from conftest import Procs, have_ref, make_service, ours, ref, wait_for
-from clienttools import Result, run
+from clienttools import Result, can_lose_dac, run, without_dac
 
 pytestmark = pytest.mark.skipif(not have_ref("svstat"), reason="daemontools not installed")
 
@@ -176,6 +176,26 @@ def test_failed_read_shows_the_previous_record(crafted: Callable[..., Path], tmp
     crafted("full", status=record(ago=7, pid=777, want=b"d"))
     crafted("short", status=(label(int(time.time()) - 9) + (555).to_bytes(4, "little"))[:14])
     compare(tmp, "dir", "full", "dir", "short", "dir", "missing", "dir")
+
+
+@pytest.mark.skipif(not can_lose_dac(), reason="needs root and setpriv")
+def test_access_denied(crafted: Callable[..., Path], tmp: Path) -> None:
+    (tmp / "closed").mkdir(mode=0)
+    d = crafted("supclosed", status=record(pid=4))
+    (d / "supervise").chmod(0)
+    d = crafted("okclosed", status=record(pid=4))
+    (d / "supervise" / "ok").chmod(0)
+    d = crafted("statusclosed", status=record(pid=4))
+    (d / "supervise" / "status").chmod(0)
+    names = ["closed", "supclosed", "okclosed", "statusclosed"]
+    want = run(without_dac([ref("svstat"), *names]), tmp)
+    got = run(without_dac([ours("svstat"), *names]), tmp)
+    assert got == want
+    assert got[1].count(b"access denied") == 4
+    (tmp / "xonly").mkdir(mode=0o100)
+    want = run(without_dac([ref("svstat"), "a"]), tmp / "xonly")
+    got = run(without_dac([ours("svstat"), "a"]), tmp / "xonly")
+    assert got == want == (111, b"", b"svstat: fatal: unable to open current directory: access denied\n")
 
 
 def test_names_with_odd_bytes(crafted: Callable[..., Path], tmp: Path) -> None:
