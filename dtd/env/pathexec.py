@@ -72,6 +72,10 @@ def search(argv: list[bytes], env: dict[bytes, bytes] | None = None) -> int:
     file = argv[0]
     if env is None:
         env = dict(os.environb)
+    if not file:
+        # os.execve refuses an empty argv[0], execve(2) does not; the paths
+        # tried here all end in "/" and cannot run, so only the error matters
+        argv = [b"?"] + argv[1:]
     if b"/" in file:
         try:
             os.execve(file, argv, env)

@@ -12,9 +12,10 @@ digits. We read it the same way. Where localtime cannot show the time (a
 short stamp, ``@`` followed by text) the reference dies of SIGSEGV; we pass
 the line through untouched instead.
 
-Speed: whole buffers are cut at line-leading stamps with one regular
-expression; when every stamp in the buffer has 24 digits the conversion is
-a chain of C-level maps, with one localtime per distinct second.
+Speed: whole buffers, not lines. A buffer is split at every "\n@"; when
+every stamp in it has 24 digits (one translate checks them all at once),
+the conversion is a chain of C-level maps, with one localtime per distinct
+second; other buffers take the general, per-stamp path.
 """
 
 import os
@@ -26,17 +27,24 @@ from itertools import repeat
 from operator import itemgetter
 
 from dtd.diag import EXIT_TEMP
-from dtd.log.tai64n import BUFSIZE, write_all
+from dtd.log.tai64n import write_all
 from dtd.tai64 import BASE
 
 STAMP = re.compile(rb"^@([0-9a-f]*)", re.MULTILINE)
 HEX_RUN = re.compile(rb"@[0-9a-f]*")
+# a stamp's first 25 bytes seen through KIND: 24 lowercase hex digits, then
+# the byte that ends the stamp
+KIND = bytes(b"h"[0] if chr(c) in "0123456789abcdef" else b"n"[0] for c in range(256))
+STAMP24 = b"h" * 24 + b"n"
+HEAD = itemgetter(slice(0, 25))
 SECS = itemgetter(slice(0, 16))
 NANOS = itemgetter(slice(16, 24))
+REST = itemgetter(slice(24, None))
 NINE = b"%09d".__mod__
 ULONG = 1 << 64
 REGISTER = (1 << 96) - 1
 CACHE_MAX = 4096
+BUFSIZE = 131072  # measured: 64 KiB costs 10-20% more, 1 MiB falls out of cache
 
 
 class Dates(dict[bytes, bytes | None]):
@@ -78,21 +86,28 @@ class Converter:
 
     def lines(self, text: bytes) -> bytes:
         """text starts at a line start; every stamp in it has ended."""
-        pieces = STAMP.split(text)
+        # "\n@" starts every stamped line but the first: split there, in C
+        pieces = (b"\n" + text).split(b"\n@")
         if len(pieces) == 1:
             return text
-        stamps = pieces[1::2]
-        out: list[bytes] = [b""] * (len(pieces) + len(stamps))
-        out[0::3] = pieces[0::2]
-        if set(map(len, stamps)) == {24}:
-            dates = list(map(self.dates.__getitem__, map(SECS, stamps)))
+        stamped = pieces[1:]
+        heads = b"".join(map(HEAD, stamped))
+        if heads.translate(KIND) == STAMP24 * len(stamped):
+            dates = list(map(self.dates.__getitem__, map(SECS, stamped)))
             if None not in dates:
-                out[1::3] = dates  # type: ignore[assignment]
-                out[2::3] = map(NINE, map(int, map(NANOS, stamps), repeat(16)))
-                return b"".join(out)
-        out[1::3] = map(self.one, stamps)
-        out[2::3] = repeat(b"", len(stamps))
-        return b"".join(out)
+                out: list[bytes] = [b"\n"] * (4 * len(stamped) + 1)
+                out[0] = pieces[0]
+                out[2::4] = dates  # type: ignore[assignment]
+                out[3::4] = map(NINE, map(int, map(NANOS, stamped), repeat(16)))
+                out[4::4] = map(REST, stamped)
+                return b"".join(out)[1:]
+        return self.general(text)
+
+    def general(self, text: bytes) -> bytes:
+        """Stamps of any length, and times localtime cannot show."""
+        pieces = STAMP.split(text)
+        pieces[1::2] = map(self.one, pieces[1::2])
+        return b"".join(pieces)
 
     def feed(self, data: bytes) -> bytes:
         buf = self.pending + data
