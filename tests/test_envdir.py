@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from clienttools import can_lose_dac, without_dac
 from conftest import have_ref
 from tooltools import ENV, compare
 
@@ -120,3 +121,19 @@ def test_binary_names_and_values(tmp: Path) -> None:
     with open(os.path.join(os.fsencode(d), b"N\xff"), "wb") as f:
         f.write(b"1")
     compare("envdir", [d, "env"], cwd=tmp)
+
+
+@pytest.mark.skipif(not can_lose_dac(), reason="needs root and setpriv")
+def test_access_denied(tmp: Path) -> None:
+    files(tmp / "closed", {"A": b"1"}).chmod(0)
+    files(tmp / "search", {"A": b"1"}).chmod(0o100)  # chdir works, readdir does not
+    files(tmp / "file", {"A": b"1", "B": b"2"})
+    (tmp / "file" / "B").chmod(0)
+    nodac = without_dac([])
+    for d in ("closed", "search", "file"):
+        got = compare("envdir", [d, "env"], wrap=nodac, cwd=tmp)
+        assert got[0] == 111 and b"access denied" in got[2]
+    here = tmp / "here"
+    here.mkdir(mode=0o100)  # the starting directory cannot be opened again
+    got = compare("envdir", [tmp / "file", "env"], wrap=nodac, cwd=here)
+    assert got[2] == b"envdir: fatal: unable to switch to current directory: access denied\n"

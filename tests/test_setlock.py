@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from clienttools import can_lose_dac, without_dac
 from conftest import Procs, have_ref, ours, ref, wait_for
 from tooltools import compare
 
@@ -110,3 +111,12 @@ def test_the_lock_is_an_flock(tmp: Path, procs: Procs) -> None:
         os.close(w)
         p.wait(timeout=10)
     assert kinds[0] == kinds[1] == [["FLOCK", "ADVISORY", "WRITE"]]
+
+
+@pytest.mark.skipif(not can_lose_dac(), reason="needs root and setpriv")
+@pytest.mark.parametrize("args", [["lk", "true"], ["-x", "lk", "true"], ["sub/lk", "true"]])
+def test_access_denied(tmp: Path, args: list[str]) -> None:
+    (tmp / "lk").write_bytes(b"")
+    (tmp / "lk").chmod(0o400)
+    (tmp / "sub").mkdir(mode=0o500)
+    compare("setlock", args, wrap=without_dac([]), cwd=tmp)

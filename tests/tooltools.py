@@ -26,14 +26,15 @@ def run(argv: list[Arg], cwd: Path | None = None, env: dict[str, str] | None = N
     return p.returncode, p.stdout, p.stderr
 
 
-def both(cmd: str, args: list[Arg], **kw: object) -> tuple[Result, Result]:
-    """The reference's result, then ours, for the same arguments."""
-    return (run([ref(cmd), *args], **kw),  # type: ignore[arg-type]
-            run([ours(cmd), *args], **kw))  # type: ignore[arg-type]
+def both(cmd: str, args: list[Arg], wrap: list[Arg] = [], **kw: object) -> tuple[Result, Result]:
+    """The reference's result, then ours, for the same arguments; wrap is a
+    command prefix (setpriv ...)."""
+    return (run([*wrap, ref(cmd), *args], **kw),  # type: ignore[arg-type]
+            run([*wrap, ours(cmd), *args], **kw))  # type: ignore[arg-type]
 
 
-def compare(cmd: str, args: list[Arg], **kw: object) -> Result:
-    want, got = both(cmd, args, **kw)
+def compare(cmd: str, args: list[Arg], wrap: list[Arg] = [], **kw: object) -> Result:
+    want, got = both(cmd, args, wrap, **kw)
     assert got == want, f"{cmd} {args!r} differs\nreference: {want!r}\nours:      {got!r}"
     return got
 

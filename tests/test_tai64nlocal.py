@@ -1,0 +1,159 @@
+"""tai64nlocal against Debian's /usr/bin/tai64nlocal: fixed stamps in several
+time zones, stamps of odd shapes read as the reference reads them, lines
+without stamps, streaming, chunk boundaries, and the one deliberate
+difference (lines the reference dies on pass through here)."""
+
+import random
+import subprocess
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from conftest import Procs, have_ref, ours, ref
+from dtd.log.tai64nlocal import Converter
+from test_tai64n import read_until
+from tooltools import ENV, compare, run
+
+pytestmark = pytest.mark.skipif(not have_ref("tai64nlocal"), reason="daemontools not installed")
+
+ZONES = ["UTC", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe", "Europe/Paris"]
+if Path("/usr/share/zoneinfo/right/UTC").exists():
+    ZONES.append("right/UTC")  # leap seconds counted: :60 can show
+
+LINES = [
+    b"@4000000037c219bf2ef02e94 mark",  # the man page's example
+    b"@4000000037c219bf2ef02e94",  # nothing after the stamp
+    b"@4000000037c219bf2ef02e94\tafter a tab",
+    b"@4000000037c219bf2ef02e94mark",  # ended by a non-hex letter
+    b"@4000000037c219bf2ef02e94 @4000000037c219bf2ef02e94 only the first",
+    b"@400000000000000000000000 the epoch, minus 10 s",
+    b"@3fffffffffffffff00000000 before 1970",
+    b"@4000000000000000ffffffff nanoseconds past 10^9",
+    b"@4000000037c219bf3b9aca00 exactly 10^9",
+    b"@400000007fffffffffffffff 2038",
+    b"@4000000100000000ffffffff 2106",
+    b"@00004000000037c219bf2ef02e94 leading zeros are shifted out",
+    b"@ff4000000037c219bf2ef02e94 so are other digits beyond 96 bits",
+    b"@40000000496c5e4a00000000 2009-01-01 around a leap second",
+    b"@40000000485f21ca00000000 summer 2008",
+    b"@4000000045a1d3ca00000000 winter 2007",
+    b"no stamp @4000000037c219bf2ef02e94",
+    b" @4000000037c219bf2ef02e94 leading space",
+    b"",
+    b"plain text",
+    b"\xff\x00 binary",
+]
+# where localtime cannot show the time, the reference dereferences NULL
+CRASHES = [
+    b"@", b"@ x", b"@4000000037c219bf short", b"@4000000037C219BF2EF02E94 upper case",
+    b"@5000000000000000 y", b"@1 x", b"@zz",
+]
+
+
+@pytest.mark.parametrize("tz", ZONES)
+def test_fixed_stamps(tz: str) -> None:
+    data = b"\n".join(LINES) + b"\n"
+    got = compare("tai64nlocal", [], env=dict(ENV, TZ=tz), stdin=data)
+    assert got[0] == 0 and len(got[1].split(b"\n")) == len(LINES) + 1
+
+
+def test_example_of_the_man_page() -> None:
+    got = compare("tai64nlocal", [], env=dict(ENV, TZ="America/Los_Angeles"),
+                  stdin=b"@4000000037c219bf2ef02e94 mark\n")
+    # the man page says 21:03:43 (TAI with its leap seconds); the binary,
+    # which does not count them, prints this
+    assert got[1] == b"1999-08-23 21:04:05.787492500 mark\n"
+
+
+def test_timezone_from_etc_localtime() -> None:
+    env = {k: v for k, v in ENV.items() if k != "TZ"}
+    compare("tai64nlocal", [], env=env, stdin=b"\n".join(LINES) + b"\n")
+
+
+@pytest.mark.parametrize("end", [b"", b"@", b"@4000000037c2", b"@4000000037c219bf2ef02e94",
+                                 b"abc", b"@4000000037c219bf2ef02e94 partial"])
+def test_end_of_input(end: bytes) -> None:
+    """An unfinished stamp at the very end is dropped; a partial line is not."""
+    compare("tai64nlocal", [], env=dict(ENV, TZ="UTC"), stdin=b"x\n" + end)
+
+
+@pytest.mark.parametrize("line", CRASHES)
+def test_lines_the_reference_dies_on_pass_through(line: bytes) -> None:
+    data = b"before\n" + line + b"\nafter\n"
+    want = run([ref("tai64nlocal")], env=dict(ENV, TZ="UTC"), stdin=data)
+    assert want[0] == -11  # SIGSEGV: the reason we differ here
+    got = run([ours("tai64nlocal")], env=dict(ENV, TZ="UTC"), stdin=data)
+    assert got == (0, data, b"")
+
+
+def random_lines(rnd: random.Random, n: int) -> bytes:
+    hexd = "0123456789abcdef"
+    out = []
+    for i in range(n):
+        k = rnd.random()
+        if k < 0.6:
+            secs = "40000000%08x" % rnd.randrange(0, 2**32)
+            out.append(("@%s%s line %d" % (secs, "".join(rnd.choices(hexd, k=8)), i)).encode())
+        elif k < 0.7:
+            out.append(b"@400000006" + "".join(rnd.choices(hexd, k=15)).encode() + b" x" * (i % 90))
+        elif k < 0.8:
+            out.append(b"")
+        else:
+            out.append(bytes(rnd.choices(b"ab @\t\xff", k=rnd.randrange(0, 300))).lstrip(b"@"))
+    return b"\n".join(out) + b"\n"
+
+
+@pytest.mark.parametrize("tz", ["UTC", "America/New_York"])
+def test_large_input(tz: str) -> None:
+    data = random_lines(random.Random(tz), 20000)
+    got = compare("tai64nlocal", [], env=dict(ENV, TZ=tz), stdin=data)
+    assert got[1].count(b"\n") == 20000
+
+
+@pytest.mark.parametrize("which", ["ref", "ours"])
+def test_streams(procs: Procs, which: str) -> None:
+    prog = ref("tai64nlocal") if which == "ref" else ours("tai64nlocal")
+    p = procs.start([prog], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=dict(ENV, TZ="UTC"))
+    assert p.stdin and p.stdout
+    out = p.stdout.fileno()
+    p.stdin.write(b"@4000000037c219bf2ef02e94 mark\n")
+    p.stdin.flush()
+    assert read_until(out, 35) == b"1999-08-24 04:04:05.787492500 mark\n"
+    # text without a stamp comes out before its line is complete; a stamp is
+    # converted once the byte that ends it has arrived
+    p.stdin.write(b"plain")
+    p.stdin.flush()
+    assert read_until(out, 5) == b"plain"
+    p.stdin.write(b" text\n@4000000037c2")
+    p.stdin.flush()
+    assert read_until(out, 6) == b" text\n"
+    p.stdin.write(b"19bf2ef02e94")
+    p.stdin.flush()
+    p.stdin.write(b" part")
+    p.stdin.flush()
+    assert read_until(out, 34) == b"1999-08-24 04:04:05.787492500 part"
+    p.stdin.close()
+    assert p.wait(timeout=10) == 0
+
+
+def convert(chunks: list[bytes]) -> bytes:
+    c = Converter()
+    return b"".join(c.feed(chunk) for chunk in chunks)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**32), st.lists(st.integers(0, 4000), max_size=20))
+def test_chunk_boundaries_do_not_matter(seed: int, cuts: list[int]) -> None:
+    data = random_lines(random.Random(seed), 40) + b"@4000000037c219bf2ef02e94 no newline"
+    points = sorted({min(c, len(data)) for c in cuts})
+    chunks = [data[a:b] for a, b in zip([0, *points], [*points, len(data)])]
+    assert convert(chunks) == convert([data])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=40), max_size=30))
+def test_fast_and_general_paths_agree(lines: list[bytes]) -> None:
+    text = b"".join(b"@40000000" + line.hex()[:16].encode() + b"\n" + line + b"\n" for line in lines)
+    c = Converter()
+    assert c.lines(text) == c.general(text)
