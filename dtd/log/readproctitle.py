@@ -2,9 +2,9 @@
 
 D, the last argument, must be at least five bytes (the reference exits 100
 in silence otherwise, and when there is no argument at all). D is filled
-with dots, then every byte read is pushed in at its right end, shifting the
-older bytes out to the left, except for three dots that always stay; ps and
-/proc/PID/cmdline show the result.
+with dots, then every byte read (but NUL, which is dropped) is pushed in at
+its right end, shifting the older bytes out to the left, except for three
+dots that always stay; ps and /proc/PID/cmdline show the result.
 
 How, in Python: the kernel runs us as ``python SCRIPT L... D``, so the
 command line starts with the interpreter. D's bytes are written in place in
@@ -110,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_TEMP
         if not data:
             return 0
+        # the reference drops NUL bytes: one would end the argument early
+        data = data.replace(b"\0", b"")
         shown[KEEP:] = (bytes(shown[KEEP:]) + data)[-room:]
         if title is not None:
             title.show(bytes(shown))
