@@ -113,6 +113,11 @@ def mask(data: bytes) -> bytes:
     return re.sub(rb"\d+s\b", b"Ns", re.sub(rb"pid \d+", b"pid N", data))
 
 
+def pid_of(d: Path) -> int:
+    m = re.match(rb"[^:]+: up \(pid (\d+)\)", run([ref("svstat"), d.name], d.parent)[1])
+    return int(m.group(1)) if m else 0
+
+
 def sv_session(procs: Procs, d: Path, supervisor: list[str]) -> list[tuple[str, Result]]:
     """Drive a supervisor of d with sv; every answer, masked, with its command."""
     p = procs.start([*supervisor, str(d)], **QUIET)
@@ -131,7 +136,14 @@ def sv_session(procs: Procs, d: Path, supervisor: list[str]) -> list[tuple[str, 
     wait_for(lambda: b"paused" in run([ref("svstat"), d.name], d.parent)[1], what="paused")
     sv("status", "./s")
     sv("-v", "cont", "./s")
+    before = pid_of(d)
     sv("-v", "term", "./s")
+    # sv -v compares whole seconds, so it can say ok before the TERM is even
+    # handled when the service started within the same second: wait for the
+    # restart, and for runit's got-TERM byte to clear, before looking again
+    wait_for(lambda: pid_of(d) not in (0, before), what="restart after term")
+    wait_for(lambda: (d / "supervise" / "status").read_bytes()[18:19] == b"\0",
+             what="got TERM cleared")
     sv("status", "./s", "./nonexistent")
     (d / "down").touch()
     sv("status", "./s")
