@@ -47,7 +47,7 @@ def _versions() -> dict[str, str]:
 
 def _implementations(wanted: set[str] | None) -> list[impls.Impl]:
     chosen: list[impls.Impl] = []
-    for make in (impls.daemontools, impls.runit):
+    for make in impls.PEERS:
         impl = make()
         if wanted is None or impl.name in wanted:
             if impl.usable(impl.worker[0]):

@@ -6,6 +6,7 @@ first on PATH, which in a dtd checkout may well be ours)."""
 
 import re
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,12 @@ class Impl:
     svc_up: tuple[str, ...]
     svstat: tuple[str, ...]
     svok: tuple[str, ...] | None
+    # What a ready supervisor has in DIR/supervise/: FIFOs it reads (a
+    # non-blocking open for writing fails with ENXIO until then) and files.
+    fifos: tuple[str, ...] = ("control", "ok")
+    files: tuple[str, ...] = ("status",)
+    # Whether the scanner notices a new service directory by itself.
+    rescans: bool = True
     _usable: dict[str, bool] = field(default_factory=dict, repr=False)
 
     @property
@@ -57,6 +64,9 @@ class Impl:
     def can(self, *templates: tuple[str, ...] | None) -> bool:
         return all(t is not None and self.usable(t[0]) for t in templates)
 
+    def takes_many(self, template: tuple[str, ...] | None) -> bool:
+        return template is not None and DIRS in template and self.usable(template[0])
+
 
 def _importable(script: Path, head: bytes) -> bool:
     found = re.search(rb"^from ([\w.]+) import", head, re.M)
@@ -87,11 +97,20 @@ def runit() -> Impl:
                 svstat=("sv", "status", DIRS), svok=None)
 
 
+def s6() -> Impl:
+    # s6-svstat takes one directory; s6-svscan picks up a new directory only
+    # when told (s6-svscanctl -a), so it has no pickup figure of its own.
+    return Impl("s6", SYSTEM, scanner=("s6-svscan", DIR), worker=("s6-supervise", DIR),
+                svc_down=("s6-svc", "-d", DIR), svc_up=("s6-svc", "-u", DIR),
+                svstat=("s6-svstat", DIR), svok=("s6-svok", DIR), fifos=("control",),
+                rescans=False)
+
+
 def dtd(bindir: Path) -> Impl:
     return Impl("dtd", bindir, scanner=("svscan", DIR), worker=("supervise", DIR),
                 svc_down=("svc", "-d", DIR), svc_up=("svc", "-u", DIR),
                 svstat=("svstat", DIRS), svok=("svok", DIR))
 
 
-PEERS = ("daemontools", "runit")
+PEERS: tuple[Callable[[], Impl], ...] = (daemontools, runit, s6)
 ORDER = ("daemontools", "runit", "s6", "supervisord", "dtd")

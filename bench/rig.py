@@ -110,9 +110,10 @@ class Rig:
         deadline = time.perf_counter() + timeout
         while True:
             try:
-                for fifo in ("control", "ok"):
+                for fifo in self.impl.fifos:
                     os.close(os.open(sup / fifo, os.O_WRONLY | os.O_NONBLOCK))
-                os.stat(sup / "status")
+                for name in self.impl.files:
+                    os.stat(sup / name)
                 return
             except OSError:
                 if time.perf_counter() > deadline:

@@ -1,7 +1,7 @@
 """Rows to one markdown table, with dtd's ratio to the best peer and whether
 it meets its target."""
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from bench.impls import ORDER
@@ -31,7 +31,7 @@ def columns(rows: Iterable[Mapping[str, Any]]) -> list[str]:
 
 
 def best_peer(row: Mapping[str, Any]) -> float | None:
-    peers = [v for k, v in row["results"].items() if k != OURS and v is not None]
+    peers: list[float] = [v for k, v in row["results"].items() if k != OURS and v is not None]
     if not peers:
         return None
     return max(peers) if row.get("better") == "higher" else min(peers)
@@ -54,7 +54,7 @@ def verdict(row: Mapping[str, Any]) -> str:
     return "yes" if met else "**no**"
 
 
-def markdown(rows: list[Mapping[str, Any]]) -> str:
+def markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     names = columns(rows)
     head = ["figure", *names]
     if OURS in names:
