@@ -151,9 +151,16 @@ def test_chunk_boundaries_do_not_matter(seed: int, cuts: list[int]) -> None:
     assert convert(chunks) == convert([data])
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.binary(max_size=40), max_size=30))
-def test_fast_and_general_paths_agree(lines: list[bytes]) -> None:
-    text = b"".join(b"@40000000" + line.hex()[:16].encode() + b"\n" + line + b"\n" for line in lines)
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=20), st.lists(st.binary(max_size=40), max_size=30), st.booleans())
+def test_fast_and_general_paths_agree(first: bytes, lines: list[bytes], one_second: bool) -> None:
+    """Stamps of 24 digits take the fast path: it must say what the
+    general one says, within one second or across several, with or without
+    text before the first stamp."""
+    def stamp(line: bytes) -> bytes:
+        digits = (line.hex() + "0" * 16)[:16]
+        return b"@40000000" + (b"6b0554ff" if one_second else digits[8:].encode()) + digits[:8].encode()
+    text = first.replace(b"\n", b"").lstrip(b"@") + b"\n" if first else b""
+    text += b"".join(stamp(line) + b" " + line.replace(b"\n", b"") + b"\n" for line in lines)
     c = Converter()
     assert c.lines(text) == c.general(text)

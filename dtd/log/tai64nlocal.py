@@ -23,7 +23,7 @@ import re
 import signal
 import sys
 import time
-from itertools import repeat
+from array import array
 from operator import itemgetter
 
 from dtd.diag import EXIT_TEMP
@@ -38,9 +38,10 @@ KIND = bytes(b"h"[0] if chr(c) in "0123456789abcdef" else b"n"[0] for c in range
 STAMP24 = b"h" * 24 + b"n"
 HEAD = itemgetter(slice(0, 25))
 SECS = itemgetter(slice(0, 16))
-NANOS = itemgetter(slice(16, 24))
 REST = itemgetter(slice(24, None))
 NINE = b"%09d".__mod__
+LINE = b"\n%s%09d%s"  # date, nanoseconds, the rest of the line
+BYTESWAP = sys.byteorder == "little"  # the stamp's nanoseconds are big-endian
 ULONG = 1 << 64
 REGISTER = (1 << 96) - 1
 CACHE_MAX = 4096
@@ -88,20 +89,34 @@ class Converter:
         """text starts at a line start; every stamp in it has ended."""
         # "\n@" starts every stamped line but the first: split there, in C
         pieces = (b"\n" + text).split(b"\n@")
-        if len(pieces) == 1:
+        k = len(pieces) - 1
+        if not k:
             return text
         stamped = pieces[1:]
+        # the first 25 bytes of every stamped line, side by side: column j
+        # of all the stamps is heads[j::25]
         heads = b"".join(map(HEAD, stamped))
-        if heads.translate(KIND) == STAMP24 * len(stamped):
+        if heads.translate(KIND) != STAMP24 * k:
+            return self.general(text)
+        if all(heads[j::25] == heads[j:j + 1] * k for j in range(16)):
+            dates = [self.dates[heads[:16]]] * k  # one second, the usual case
+        else:
             dates = list(map(self.dates.__getitem__, map(SECS, stamped)))
-            if None not in dates:
-                out: list[bytes] = [b"\n"] * (4 * len(stamped) + 1)
-                out[0] = pieces[0]
-                out[2::4] = dates  # type: ignore[assignment]
-                out[3::4] = map(NINE, map(int, map(NANOS, stamped), repeat(16)))
-                out[4::4] = map(REST, stamped)
-                return b"".join(out)[1:]
-        return self.general(text)
+        if None in dates:
+            return self.general(text)
+        digits = bytearray(8 * k)
+        for j in range(8):
+            digits[j::8] = heads[16 + j::25]
+        nanos = array("I", bytes.fromhex(digits.decode()))
+        if BYTESWAP:
+            nanos.byteswap()
+        args: list[object] = [None] * (3 * k)
+        args[0::3] = dates
+        args[1::3] = nanos
+        args[2::3] = map(REST, stamped)
+        if pieces[0]:  # "\n" and what comes before the first stamp
+            return pieces[0][1:] + (LINE * k) % tuple(args)
+        return (LINE * k)[1:] % tuple(args)
 
     def general(self, text: bytes) -> bytes:
         """Stamps of any length, and times localtime cannot show."""
