@@ -75,3 +75,16 @@ def test_environ_order(monkeypatch: pytest.MonkeyPatch) -> None:
     assert list(got.items()) == [(b"B", b"new"), (b"D", b"4"), (b"C", b"3"), (b"E", b"5"),
                                  (b"X", b"Y=v"), (b"Z", b"W")]
     assert pathexec.environ([(b"C", None), (b"C", None)]) == {b"A": b"1", b"B": b"2", b"D": b"4"}
+
+
+@pytest.mark.parametrize("tool", [["pgrphack"], ["setlock", "lk"], ["envdir", "."],
+                                  ["softlimit", "-t", "100"], ["envuidgid", "root"],
+                                  ["setuidgid", "root"]])
+def test_child_descriptors(tmp: Path, tool: list[str]) -> None:
+    """The child gets what we were given and nothing of the interpreter's
+    (setlock adds its lock, as the reference does)."""
+    got = compare(tool[0], [*tool[1:], "ls", "/proc/self/fd"], cwd=tmp)
+    assert got[0] == 0
+    if tool[0] == "setlock":
+        got = compare(tool[0], [*tool[1:], "readlink", "/proc/self/fd/3"], cwd=tmp)
+        assert got[1] == f"{tmp}/lk\n".encode()

@@ -97,7 +97,7 @@ def test_without_n_it_waits(tmp: Path, procs: Procs) -> None:
 
 def test_the_lock_is_an_flock(tmp: Path, procs: Procs) -> None:
     """The lock kind shows in /proc/locks: FLOCK for both (not POSIX)."""
-    kinds = []
+    kinds: list[list[list[str]]] = []
     for prog in (ref("setlock"), ours("setlock")):
         lk = tmp / ("lk" + str(len(kinds)))
         r, w = os.pipe()

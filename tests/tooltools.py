@@ -5,7 +5,7 @@ import os
 import pwd
 import subprocess
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import pytest
 
@@ -18,7 +18,7 @@ ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/root", "LC_ALL": "C", "
 USER = "dtdtest"
 
 
-def run(argv: list[Arg], cwd: Path | None = None, env: dict[str, str] | None = None,
+def run(argv: Sequence[Arg], cwd: Path | None = None, env: dict[str, str] | None = None,
         stdin: bytes = b"", preexec: Callable[[], None] | None = None) -> Result:
     """(exit code, stdout, stderr) of argv."""
     p = subprocess.run(argv, cwd=cwd, env=ENV if env is None else env, input=stdin,
@@ -26,14 +26,14 @@ def run(argv: list[Arg], cwd: Path | None = None, env: dict[str, str] | None = N
     return p.returncode, p.stdout, p.stderr
 
 
-def both(cmd: str, args: list[Arg], wrap: list[Arg] = [], **kw: object) -> tuple[Result, Result]:
+def both(cmd: str, args: Sequence[Arg], wrap: Sequence[Arg] = (), **kw: object) -> tuple[Result, Result]:
     """The reference's result, then ours, for the same arguments; wrap is a
     command prefix (setpriv ...)."""
     return (run([*wrap, ref(cmd), *args], **kw),  # type: ignore[arg-type]
             run([*wrap, ours(cmd), *args], **kw))  # type: ignore[arg-type]
 
 
-def compare(cmd: str, args: list[Arg], wrap: list[Arg] = [], **kw: object) -> Result:
+def compare(cmd: str, args: Sequence[Arg], wrap: Sequence[Arg] = (), **kw: object) -> Result:
     want, got = both(cmd, args, wrap, **kw)
     assert got == want, f"{cmd} {args!r} differs\nreference: {want!r}\nours:      {got!r}"
     return got

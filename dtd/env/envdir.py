@@ -29,7 +29,7 @@ def read(name: bytes, sa: bytes) -> bytes:
     except FileNotFoundError:
         return sa
     try:
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             try:
                 chunk = os.read(fd, 65536)
