@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         chosen = _implementations(wanted)
         rows: list[dict[str, Any]] = supervision.run(args.quick, chosen, only, args.runs, _log)
+        floor = supervision.baseline()
         for name in EXTRAS:
             if (HERE / f"{name}.py").exists() and (only is None or name in only):
                 _log(f"{name}: running bench/{name}.py")
@@ -96,13 +97,16 @@ def main(argv: list[str] | None = None) -> int:
         venv.cleanup()
 
     print(table.markdown(rows))
+    print(f"\nStart figures count from the event to the first line ./run (a dash script)"
+          f" writes; with no supervisor in between, that takes {floor:.2f} ms here.")
     out = args.json or HERE / "results" / time.strftime("bench-%Y%m%dT%H%M%SZ.json", time.gmtime(started))
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
             "seconds": round(time.time() - started, 1), "quick": args.quick,
             "runs": args.runs or (1 if args.quick else 3), "host": platform.node(),
             "kernel": platform.release(), "cpus": os.cpu_count(),
-            "python": platform.python_version(), "versions": _versions()}
+            "python": platform.python_version(), "versions": _versions(),
+            "run_start_floor_ms": floor}
     out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
     _log(f"raw figures: {out}")
     return 0

@@ -31,6 +31,9 @@ class Impl:
     files: tuple[str, ...] = ("status",)
     # Whether the scanner notices a new service directory by itself.
     rescans: bool = True
+    # For an implementation in Python: its interpreter, whose bare start-up
+    # is the floor under every client call.
+    python: Path | None = None
     _usable: dict[str, bool] = field(default_factory=dict, repr=False)
 
     @property
@@ -109,7 +112,7 @@ def s6() -> Impl:
 def dtd(bindir: Path) -> Impl:
     return Impl("dtd", bindir, scanner=("svscan", DIR), worker=("supervise", DIR),
                 svc_down=("svc", "-d", DIR), svc_up=("svc", "-u", DIR),
-                svstat=("svstat", DIRS), svok=("svok", DIR))
+                svstat=("svstat", DIRS), svok=("svok", DIR), python=bindir / "python")
 
 
 PEERS: tuple[Callable[[], Impl], ...] = (daemontools, runit, s6)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from bench import proctree
-from bench.impls import Impl
+from bench.impls import Impl, daemontools
 from bench.rig import Rig, sleep_until
 
 # djb's supervise sleeps a second after each start and reads no command
@@ -122,6 +122,8 @@ def clients(impl: Impl, quick: bool, first: bool) -> dict[str, list[float]]:
             for key, template in calls.items():
                 if template is not None and impl.usable(template[0]):
                     out.setdefault(key, []).append(_ms(rig.client(impl.argv(template, d))))
+            if impl.python is not None:
+                out.setdefault("python", []).append(_ms(rig.client([str(impl.python), "-c", "pass"])))
     return out
 
 
@@ -184,7 +186,10 @@ def hundred(impl: Impl, quick: bool, first: bool) -> dict[str, list[float]]:
         workers = [p for p in procs if p != scanner]
         if len(workers) < n_services:
             raise RuntimeError(f"{len(workers)} supervisors for {n_services} services")
-        out["pss"] = [sum(proctree.pss_kib(p) for p in procs) / n_services]
+        pss = {p: proctree.pss_kib(p) for p in procs}
+        out["pss"] = [sum(pss.values()) / n_services]
+        out["pss_scanner"] = [float(pss[scanner])]
+        out["pss_worker"] = [statistics.median(pss[p] for p in workers)]
         if idle:
             cpu0 = {p: proctree.cpu_ns(p) for p in procs}
             cs0 = {p: proctree.context_switches(p) for p in procs}
@@ -216,6 +221,23 @@ def startup(impl: Impl, quick: bool, first: bool) -> dict[str, list[float]]:
     return {"startup": samples}
 
 
+def baseline(n: int = 20) -> float:
+    """Milliseconds from the bench spawning a service's ./run itself to its
+    announcement: the part of every start figure that is dash and the FIFO,
+    not the supervisor."""
+    samples = []
+    with Rig(daemontools()) as rig:
+        d = rig.service("direct")
+        for _ in range(n):
+            t0 = time.perf_counter()
+            pid = rig.spawn([str(d / "run")])
+            t1, _ = rig.ann.wait(d.name)
+            samples.append(_ms(t1 - t0))
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    return statistics.median(samples)
+
+
 def _one_dir(impl: Impl) -> bool:
     return impl.can(impl.worker)
 
@@ -231,12 +253,16 @@ FIGURES = (
            lambda i: i.can(i.worker, i.svc_down, i.svc_up)),
     Figure("clients", (Row("svc", "`svc` wall time, one directory", "ms", "<= 15 ms", 15),
                        Row("svstat", "`svstat` wall time, one directory", "ms", "<= 15 ms", 15),
-                       Row("svok", "`svok` wall time, one directory", "ms", "<= 15 ms", 15)),
+                       Row("svok", "`svok` wall time, one directory", "ms", "<= 15 ms", 15),
+                       Row("python", "bare `python -c pass` start-up (the floor under a client)", "ms",
+                           "", None)),
            clients, _one_dir),
     Figure("pickup", (Row("pickup", "new service directory -> running", "ms", "<= 100 ms", 100),),
            pickup, lambda i: i.rescans and i.can(i.scanner)),
     Figure("hundred", (Row("pss", "memory (PSS) of the supervision processes per service, 100 services",
                            "KiB", "<= 1280 KiB", 1280),
+                       Row("pss_scanner", "PSS of the scanner, 100 services", "KiB", "", None),
+                       Row("pss_worker", "PSS of one worker (median), 100 services", "KiB", "", None),
                        Row("idle_cpu", "idle CPU of all supervision processes, 100 services, {idle}",
                            "ms", "<= 5 ms", 5),
                        Row("wakeups_workers", "wake-ups of the 100 workers in {idle}", "",
