@@ -9,6 +9,7 @@ if the child was killed by a signal).
 """
 
 import os
+import signal
 import sys
 
 from dtd.diag import EXIT_TEMP, EXIT_USAGE, error_str, fatal, say
@@ -35,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args:
         say("fghack: usage: fghack child")
         return EXIT_USAGE
+    # ^C ends us as it ends the reference: no traceback
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     try:
         r, w = os.pipe()
     except OSError as e:

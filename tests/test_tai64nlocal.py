@@ -164,3 +164,15 @@ def test_fast_and_general_paths_agree(first: bytes, lines: list[bytes], one_seco
     text += b"".join(stamp(line) + b" " + line.replace(b"\n", b"") + b"\n" for line in lines)
     c = Converter()
     assert c.lines(text) == c.general(text)
+
+
+def test_an_endless_stamp_keeps_its_last_24_digits() -> None:
+    c = Converter()
+    out = c.feed(b"@" + b"f" * 100000)
+    out += c.feed(b"f" * 100000 + b"4000000037c219bf2ef02e94 x\n")
+    assert out == convert([b"@4000000037c219bf2ef02e94 x\n"])
+    assert len(c.pending) == 0
+    # and the reference agrees, reading it byte by byte
+    got = compare("tai64nlocal", [], env=dict(ENV, TZ="UTC"),
+                  stdin=b"@" + b"f" * 200000 + b"4000000037c219bf2ef02e94 x\n")
+    assert got[1] == b"1999-08-24 04:04:05.787492500 x\n"

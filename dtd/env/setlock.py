@@ -9,6 +9,7 @@ every copy of it is closed. -n: give up at once if FILE is locked; -x: exit
 import errno
 import fcntl
 import os
+import signal
 import sys
 
 from dtd.diag import EXIT_USAGE, error_str, fatal, say
@@ -49,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         if quiet:
             return 0
         fatal(PROG, "unable to open ", file, ": ", error_str(e.errno))
+    # waiting for the lock may be long: ^C ends us as it ends the reference
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (fcntl.LOCK_NB if nodelay else 0))

@@ -45,8 +45,13 @@ def usage() -> int:
 
 
 def unsigned(limit: int) -> int:
-    # Python shows RLIM_INFINITY (2^64-1) as -1
+    """rlim_t as C sees it: Python shows RLIM_INFINITY (2^64-1) as -1."""
     return limit % ULONG
+
+
+def signed(limit: int) -> int:
+    """rlim_t as Python's setrlimit takes it, through a C long long."""
+    return limit - ULONG if limit >= ULONG // 2 else limit
 
 
 def number(arg: bytes) -> int | None:
@@ -67,12 +72,11 @@ def doit(res: int, arg: bytes) -> bool:
         u = number(arg)
         if u is None:
             return False
-        # setrlimit takes rlim_t through a C long long: wrap as C would
-        soft = hard if u > unsigned(hard) else u - ULONG if u >= ULONG // 2 else u
+        soft = hard if u > unsigned(hard) else signed(u)
     try:
         resource.setrlimit(res, (soft, hard))
-    except (OSError, ValueError) as e:
-        fatal(PROG, "setrlimit failed: ", error_str(getattr(e, "errno", None) or 22))
+    except OSError as e:
+        fatal(PROG, "setrlimit failed: ", error_str(e.errno))
     return True
 
 

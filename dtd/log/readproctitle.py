@@ -78,6 +78,8 @@ class Title:
         except (OSError, IndexError, ValueError):
             return
         # the area ends with D and its NUL; check that it is where we think
+        if end - 2 - size < start:
+            return
         if ctypes.string_at(end - 2 - size, size + 2) != b"\0" + last + b"\0":
             return
         self.addr = end - 1 - size
