@@ -18,6 +18,22 @@ from bench.announce import Announcements
 from bench.impls import Impl
 
 
+def _until_readable(fds: set[int], deadline: float, what: str) -> float:
+    """The time at which the last of fds (pidfds) became readable."""
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    pending = set(fds)
+    while pending:
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            raise TimeoutError(f"{what} still there at the deadline")
+        for fd, _ in poller.poll(left * 1000):
+            pending.discard(fd)
+            poller.unregister(fd)
+    return time.perf_counter()
+
+
 def sleep_until(t: float) -> None:
     left = t - time.perf_counter()
     if left > 0:
@@ -76,30 +92,36 @@ class Rig:
         pidfds, which become readable when the process exits, whoever its
         parent is."""
         watched = os.pidfd_open(service)
-        t0 = time.perf_counter()
-        pid = self.spawn(argv)
-        client = os.pidfd_open(pid)
         try:
-            pending = {watched, client}
-            poller = select.poll()
-            for fd in pending:
-                poller.register(fd, select.POLLIN)
-            deadline = t0 + timeout
-            while pending:
-                left = deadline - time.perf_counter()
-                if left <= 0:
-                    raise TimeoutError(f"{' '.join(argv)}: service {service} still there after {timeout} s")
-                for fd, _ in poller.poll(left * 1000):
-                    pending.discard(fd)
-                    poller.unregister(fd)
-            t1 = time.perf_counter()
+            t0 = time.perf_counter()
+            pid = self.spawn(argv)
+            client = os.pidfd_open(pid)
+            try:
+                t1 = _until_readable({watched, client}, t0 + timeout, f"{' '.join(argv)}: service {service}")
+            finally:
+                os.close(client)
         finally:
             os.close(watched)
-            os.close(client)
         _, status = os.waitpid(pid, 0)
         if os.waitstatus_to_exitcode(status) != 0:
             raise RuntimeError(f"{' '.join(argv)} failed: {self.errors()}")
         return t1 - t0
+
+    def control_until_gone(self, service_dir: Path, command: bytes, service: int,
+                           timeout: float = 10.0) -> float:
+        """Seconds from writing command into the control FIFO ourselves to
+        the service process being gone: the supervisor's share alone."""
+        watched = os.pidfd_open(service)
+        try:
+            t0 = time.perf_counter()
+            fd = os.open(service_dir / "supervise" / "control", os.O_WRONLY | os.O_NONBLOCK)
+            try:
+                os.write(fd, command)
+            finally:
+                os.close(fd)
+            return _until_readable({watched}, t0 + timeout, f"service {service}") - t0
+        finally:
+            os.close(watched)
 
     def wait_worker(self, service: Path, timeout: float = 10.0) -> None:
         """Until a supervisor reads service/supervise/control and ok (a
