@@ -1,0 +1,303 @@
+"""multilog: read lines on stdin, stamp, select and append them to rotated logs.
+
+Byte for byte Debian's multilog 0.76 (see multilog(8)). Two ways through a
+read, which give the same bytes:
+
+* whole reads, for scripts of ``t``, ``s``, ``n``, ``!`` and directories
+  only: one stamp per read, one ``bytes.replace`` to stamp every line, one
+  ``writev`` per directory;
+* line at a time, for scripts that select (``+``/``-``), alert (``e``) or
+  keep a status file (``=``), and for any read that brings a directory
+  within 2000 bytes of its size. There the reference's buffering is
+  replayed exactly (1024-byte reads, a 512-byte output buffer per
+  directory), because where its rotation cuts a file depends on it.
+"""
+
+import os
+import select
+import signal
+import sys
+
+from dtd import diag
+from dtd.log.multilog_dir import LATE, O_APPEND, PROG, LogDir, die, pause, stamp
+from dtd.log.multilog_script import ALERT_LIMIT, MATCH_LIMIT, STATUS_LEN, Script, parse
+
+READ_SIZE = 256 * 1024  # a multiple of REF_READ, so file reads stay aligned with the reference's
+REF_READ = 1024  # the reference's input buffer
+
+
+class Multilog:
+    def __init__(self, script: Script, logs: list[LogDir]) -> None:
+        self.script = script
+        self.logs = logs
+        self.t = script.timestamp
+        self.per_line = script.per_line
+        self.pending = bytearray()  # the line being read: stamp and up to 1000 bytes
+        self.overflow = False  # its first 1000 bytes are written, the rest follows as read
+        self.newline = True  # the last read ended with a newline
+        self.exitasap = False
+        self.forcerotate = False
+
+    # ---- signals ----------------------------------------------------
+
+    def on_term(self, signum: int, frame: object) -> None:
+        self.exitasap = True
+
+    def on_alrm(self, signum: int, frame: object) -> None:
+        self.forcerotate = True
+
+    # ---- the input loop ---------------------------------------------
+
+    def run(self) -> None:
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        # a signal must end a blocked wait for input: PEP 475 would restart
+        # a plain read, so wait in poll() on stdin and the wakeup pipe
+        signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        signal.signal(signal.SIGTERM, self.on_term)
+        signal.signal(signal.SIGALRM, self.on_alrm)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGALRM})
+        poller = select.poll()
+        poller.register(0, select.POLLIN)
+        poller.register(wake_r, select.POLLIN)
+        try:
+            while True:
+                for log in self.logs:
+                    log.flush()
+                if self.forcerotate:
+                    self.forcerotate = False
+                    for log in self.logs:
+                        if log.bytes > 0:
+                            log.fullcurrent()
+                size = READ_SIZE
+                if self.exitasap:
+                    if self.newline:
+                        break
+                    # finish the line and leave the rest of stdin unread
+                    size = 1
+                events = dict(poller.poll())
+                if wake_r in events:
+                    try:
+                        os.read(wake_r, 512)
+                    except BlockingIOError:
+                        pass
+                    if 0 not in events or self.exitasap or self.forcerotate:
+                        continue
+                try:
+                    data = os.read(0, size)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    data = b""  # the reference takes a read error for the end
+                if not data:
+                    break
+                self.newline = data[-1] == 10
+                if self.per_line:
+                    self.exact(data, self.stamp())
+                else:
+                    self.fast(data)
+            self.end_of_input()
+        finally:
+            signal.set_wakeup_fd(-1)
+            os.close(wake_r)
+            os.close(wake_w)
+
+    def stamp(self) -> bytes:
+        return stamp() + b" " if self.t else b""
+
+    def end_of_input(self) -> None:
+        if self.overflow:
+            for log in self.logs:
+                if log.selected:
+                    log.putc(b"\n")
+            self.overflow = False
+        elif self.pending:
+            self.line_done(True)
+        for log in self.logs:
+            log.quit()
+
+    # ---- whole reads ------------------------------------------------
+
+    def fast(self, data: bytes) -> None:
+        st = self.stamp()
+        saved = (bytes(self.pending), self.overflow)
+        parts = self.transform(data, st)
+        total = sum(len(p) for p in parts)
+        if all(log.bytes + total < log.size - LATE for log in self.logs):
+            for log in self.logs:
+                log.writev(parts)
+        else:
+            self.pending[:] = saved[0]
+            self.overflow = saved[1]
+            self.exact(data, st)
+
+    def transform(self, data: bytes, st: bytes) -> list[bytes | memoryview]:
+        """What the reference writes for data, every line selected."""
+        view = memoryview(data)
+        parts: list[bytes | memoryview] = []
+        n = len(data)
+        i = 0
+        if self.overflow or self.pending:
+            k = data.find(b"\n")
+            if k < 0:
+                if self.overflow:
+                    return [view]
+                self.pending += data
+                if len(self.pending) >= MATCH_LIMIT:
+                    parts.append(bytes(self.pending))
+                    self.pending.clear()
+                    self.overflow = True
+                return parts
+            if self.pending:
+                parts.append(bytes(self.pending))
+                self.pending.clear()
+            parts.append(view[:k + 1])
+            self.overflow = False
+            i = k + 1
+        j = data.rfind(b"\n", i)
+        if j >= 0:
+            if st:
+                stamped = data.replace(b"\n", b"\n" + st)
+                before = 1 if i else 0  # newlines in data[:i]
+                parts.append(st)
+                parts.append(memoryview(stamped)[i + before * len(st):
+                                                 len(stamped) - (n - j - 1) - len(st)])
+            else:
+                parts.append(view[i:j + 1])
+            i = j + 1
+        if i < n:
+            line = st + data[i:]
+            if len(line) >= MATCH_LIMIT:
+                parts.append(line)
+                self.overflow = True
+            else:
+                self.pending += line
+        return parts
+
+    # ---- line at a time ---------------------------------------------
+
+    def exact(self, data: bytes, st: bytes) -> None:
+        for pos in range(0, len(data), REF_READ):
+            if pos:
+                for log in self.logs:
+                    log.flush()
+            self.segment(data[pos:pos + REF_READ], st)
+
+    def segment(self, seg: bytes, st: bytes) -> None:
+        i, n = 0, len(seg)
+        pending = self.pending
+        while i < n:
+            if self.overflow:
+                k = seg.find(b"\n", i)
+                end = n if k < 0 else k + 1
+                for log in self.logs:
+                    if log.selected:
+                        log.putc(seg[i:end])
+                if k >= 0:
+                    self.overflow = False
+                i = end
+                continue
+            if not pending:
+                pending += st
+            room = MATCH_LIMIT - len(pending)
+            k = seg.find(b"\n", i, i + room)
+            if k >= 0:
+                pending += seg[i:k]
+                i = k + 1
+                self.line_done(True)
+            else:
+                pending += seg[i:i + room]
+                i = min(n, i + room)
+                if len(pending) >= MATCH_LIMIT:
+                    self.line_done(False)
+
+    def line_done(self, newline: bool) -> None:
+        line = bytes(self.pending)
+        self.pending.clear()
+        selected = True
+        for a in self.script.actions:
+            kind = a.kind
+            if kind == "d":
+                assert a.log is not None
+                a.log.selected = selected
+            elif kind == "-":
+                if selected and a.regex is not None and a.regex.fullmatch(line):
+                    selected = False
+            elif kind == "+":
+                if not selected and a.regex is not None and a.regex.fullmatch(line):
+                    selected = True
+            elif not selected:
+                pass
+            elif kind == "e":
+                alert = line[:ALERT_LIMIT] + b"...\n" if len(line) > ALERT_LIMIT else line + b"\n"
+                try:
+                    os.write(2, alert)
+                except OSError:
+                    pass
+            elif kind == "=":
+                self.status(a.fd, a.arg, line)
+        for log in self.logs:
+            if log.selected:
+                log.put(line)
+                if newline:
+                    log.putc(b"\n")
+        if not newline:
+            self.overflow = True
+
+    @staticmethod
+    def status(fd: int, name: bytes, line: bytes) -> None:
+        record = line + b"\n" * (STATUS_LEN - len(line))
+        while True:
+            while True:
+                try:
+                    os.lseek(fd, 0, os.SEEK_SET)
+                    break
+                except OSError as e:
+                    pause("unable to move to beginning of ", name, ", pausing: ", err=e.errno)
+            try:
+                if os.write(fd, record) == STATUS_LEN:
+                    return
+                err: int | None = 0
+            except OSError as e:
+                err = e.errno
+            pause("unable to write ", name, ", pausing: ", err=err)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = [os.fsencode(a) for a in (sys.argv[1:] if argv is None else argv)]
+    os.umask(0o022)
+    # the reference dies of these; Python would ignore PIPE and XFSZ and
+    # turn INT into a traceback
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT):
+        signal.signal(sig, signal.SIG_DFL)
+    try:
+        os.close(os.open(".", os.O_RDONLY | os.O_NONBLOCK))
+    except OSError as e:
+        die("unable to switch to current directory: ", err=e.errno)
+    # TERM and ALRM wait until the script is set up, as the reference
+    # blocks them until its first read
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGALRM})
+    script, dirs = parse(args)
+    for a in script.actions:
+        if a.kind == "=":
+            try:
+                os.close(os.open(a.arg, O_APPEND, 0o600))
+            except OSError as e:
+                die("unable to create ", a.arg, ": ", err=e.errno)
+            try:
+                a.fd = os.open(a.arg, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            except OSError as e:
+                die("unable to write ", a.arg, ": ", err=e.errno)
+    logs = []
+    d_actions = iter(a for a in script.actions if a.kind == "d")
+    for name, size, num, processor in dirs:
+        log = LogDir(name, size, num, processor)
+        log.restart()
+        next(d_actions).log = log
+        logs.append(log)
+    script.logs = logs
+    Multilog(script, logs).run()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
