@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from clienttools import SETPRIV, can_lose_dac
 from conftest import have_ref, ours, ref
 from tooltools import compare, run, runnable_by, testuser  # noqa: F401 (a fixture)
 
@@ -23,16 +24,26 @@ def test_ids_and_groups(tmp: Path, testuser: pwd.struct_passwd) -> None:
 
 
 @pytest.mark.parametrize("args", [
-    [], ["x"], ["nosuchaccount", "true"], ["", "true"], ["dtdtest"], ["dtdtest", "nosuchprogram"],
-    ["dtdtest", "sh", "-c", "exit 5"], ["root", "true"], ["0", "true"],
+    [], ["x"], ["nosuchaccount", "true"], ["", "true"], ["USER"], ["USER", "nosuchprogram"],
+    ["USER", "sh", "-c", "exit 5"], ["root", "true"], ["0", "true"],
 ])
 def test_arguments_and_errors(tmp: Path, testuser: pwd.struct_passwd, args: list[str]) -> None:
-    compare("setuidgid", args, cwd=tmp)
+    compare("setuidgid", [testuser.pw_name if a == "USER" else a for a in args], cwd=tmp)
 
 
 def test_unknown_account_message(tmp: Path) -> None:
     got = compare("setuidgid", ["nosuchaccount", "true"], cwd=tmp)
     assert got == (111, b"", b"setuidgid: fatal: unknown account nosuchaccount\n")
+
+
+@pytest.mark.skipif(not can_lose_dac(), reason="needs root and setpriv")
+@pytest.mark.parametrize("cap,what", [("setgid", "setgid"), ("setuid", "setuid")])
+def test_without_the_capability(tmp: Path, testuser: pwd.struct_passwd, cap: str, what: str) -> None:
+    """root without CAP_SETGID cannot setgroups/setgid; without CAP_SETUID,
+    cannot setuid."""
+    got = compare("setuidgid", [testuser.pw_name, "true"], cwd=tmp,
+                  wrap=[SETPRIV, "--bounding-set", f"-{cap}"])
+    assert got == (111, b"", f"setuidgid: fatal: unable to {what}: permission denied\n".encode())
 
 
 def test_unprivileged_caller_cannot_switch(tmp: Path, testuser: pwd.struct_passwd) -> None:
