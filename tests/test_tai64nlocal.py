@@ -3,6 +3,7 @@ time zones, stamps of odd shapes read as the reference reads them, lines
 without stamps, streaming, chunk boundaries, and the one deliberate
 difference (lines the reference dies on pass through here)."""
 
+import os
 import random
 import subprocess
 from pathlib import Path
@@ -176,3 +177,14 @@ def test_an_endless_stamp_keeps_its_last_24_digits() -> None:
     got = compare("tai64nlocal", [], env=dict(ENV, TZ="UTC"),
                   stdin=b"@" + b"f" * 200000 + b"4000000037c219bf2ef02e94 x\n")
     assert got[1] == b"1999-08-24 04:04:05.787492500 x\n"
+
+
+def test_exit_codes() -> None:
+    # a read error (stdin closed) is 111 in silence; a closed output pipe is SIGPIPE
+    assert compare("tai64nlocal", [], preexec=lambda: os.close(0)) == (111, b"", b"")
+    for cmd in (ref("tai64nlocal"), ours("tai64nlocal")):
+        r, w = os.pipe()
+        os.close(r)
+        p = subprocess.run([cmd], input=b"x\n", stdout=w, stderr=subprocess.PIPE, timeout=30)
+        os.close(w)
+        assert p.returncode == -13, cmd
