@@ -245,6 +245,7 @@ class LogDir:
                     "unable to set mode of ", d, "/current, pausing: ")
         self._retry(lambda: os.chmod(b"previous", 0o744, dir_fd=fdd),
                     "unable to set mode of ", d, "/previous, pausing: ")
+        os.fchdir(fdd)  # the processor runs inside the directory
         if self.processor is None:
             self.finish(b"previous", b"s")
             return
@@ -276,33 +277,19 @@ class LogDir:
     def run_processor(self) -> bool:
         """Run the processor once; True when it exited 0."""
         assert self.processor is not None
-        fdd = self.fddir
-        opened: list[int] = []
-        try:
+        while True:
             try:
-                for name, flags in ((b"previous", O_READ), (b"processed", O_TRUNC),
-                                    (b"state", O_READ), (b"newstate", O_TRUNC)):
-                    fd = os.open(name, flags | os.O_CLOEXEC, 0o644, dir_fd=fdd)
-                    # out of the way of the targets 0, 1, 4, 5 of the dup2s below
-                    opened.append(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10))
-                    os.close(fd)
-                os.fchdir(fdd)
-                pid = os.posix_spawn(
-                    b"/bin/sh", [b"/bin/sh", b"-c", self.processor], os.environ,
-                    file_actions=[(os.POSIX_SPAWN_DUP2, fd, to)
-                                  for fd, to in zip(opened, (0, 1, 4, 5))],
-                    # Python ignores PIPE and XFSZ; a shell pipeline needs them back
-                    setsigdef=(signal.SIGPIPE, signal.SIGXFSZ, signal.SIGTERM,
-                               signal.SIGALRM, signal.SIGINT),
-                    setsigmask=())
+                pid = os.fork()
+                break
             except OSError as e:
-                # what the reference's forked child says before exiting 111
-                diag.say(PROG, ": fatal: unable to run ", self.processor, ": ",
-                         diag.error_str(e.errno))
-                return False
-        finally:
-            for fd in opened:
-                os.close(fd)
+                pause("unable to fork for processor in ", self.name, ", pausing: ", err=e.errno)
+        if pid == 0:
+            # a plain fork, not posix_spawn: glibc's posix_spawn leaves its
+            # internal signals 32 and 33 ignored in the child
+            try:
+                self._exec_processor()
+            finally:
+                os._exit(111)
         while True:
             try:
                 _, wstat = os.waitpid(pid, 0)
@@ -314,6 +301,27 @@ class LogDir:
             pause("processor crashed in ", self.name, ", pausing: ", err=Stale.value)
             return False
         return os.WEXITSTATUS(wstat) == 0
+
+    def _exec_processor(self) -> None:
+        """In the child: stdin previous, stdout processed, fd 4 state,
+        fd 5 newstate, signals as multilog's parent left them, then sh -c."""
+        assert self.processor is not None
+        try:
+            for sig in (signal.SIGTERM, signal.SIGALRM):
+                signal.signal(sig, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, ())
+            for name, flags, to in ((b"previous", O_READ, 0), (b"processed", O_TRUNC, 1),
+                                    (b"state", O_READ, 4), (b"newstate", O_TRUNC, 5)):
+                fd = os.open(name, flags, 0o644, dir_fd=self.fddir)
+                if fd == to:
+                    os.set_inheritable(fd, True)
+                else:
+                    os.dup2(fd, to)
+                    os.close(fd)
+            os.execve(b"/bin/sh", [b"/bin/sh", b"-c", self.processor], os.environ)
+        except OSError as e:
+            diag.say(PROG, ": fatal: unable to run ", self.processor, ": ",
+                     diag.error_str(e.errno))
 
     # ---- writing ------------------------------------------------------
 
