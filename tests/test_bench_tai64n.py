@@ -22,7 +22,8 @@ pytestmark = pytest.mark.skipif(not have_ref("tai64nlocal"), reason="daemontools
 def test_inputs(tmp: Path) -> None:
     tai64n.plain(tmp / "plain", 10_000)
     tai64n.stamped(tmp / "stamped", 2_000_000)
-    for name in ("plain", "stamped"):
+    tai64n.stamped(tmp / "quiet", 10_000, 1)
+    for name in ("plain", "stamped", "quiet"):
         lines = (tmp / name).read_bytes().split(b"\n")
         assert lines[-1] == b"" and {len(line) + 1 for line in lines[:-1]} == {tai64n.LINE}
     # the stamps are ones the reference converts

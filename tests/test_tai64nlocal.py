@@ -188,3 +188,25 @@ def test_exit_codes() -> None:
         p = subprocess.run([cmd], input=b"x\n", stdout=w, stderr=subprocess.PIPE, timeout=30)
         os.close(w)
         assert p.returncode == -13, cmd
+
+
+# moments where local time is irregular: daylight saving changes, a leap
+# second (right/ zones), a half-hour change, a UTC offset of whole seconds
+IRREGULAR = [
+    ("America/New_York", 1710054000), ("America/New_York", 1730613600),
+    ("right/UTC", 1483228800 + 26), ("right/Europe/Paris", 1435708800 + 25),
+    ("Australia/Lord_Howe", 1712417400), ("Europe/Amsterdam", -1025745572),
+    ("Asia/Kolkata", 1700000000), ("America/Sao_Paulo", -1767214412),
+]
+
+
+@pytest.mark.parametrize("tz,moment", IRREGULAR)
+@pytest.mark.parametrize("step", [1, 7, 61])
+def test_seconds_apart_across_irregular_moments(tz: str, moment: int, step: int) -> None:
+    """A quiet log, a stamp every few seconds: ours goes minute by minute,
+    and must agree with localtime second by second."""
+    if not Path(f"/usr/share/zoneinfo/{tz}").exists():
+        pytest.skip(f"no zone {tz}")
+    label = 4611686018427387914 + moment - 1500 * step
+    data = b"".join(b"@%016x%08x line %d\n" % (label + i * step, i * 123457, i) for i in range(3000))
+    compare("tai64nlocal", [], env=dict(ENV, TZ=tz), stdin=data)
