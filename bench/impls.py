@@ -11,8 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SYSTEM = Path("/usr/bin")
+# Placeholders in argument templates: the (first) service directory, every
+# one of them, their names, and the config file of an implementation that
+# keeps its services in one (it lives beside the service directories).
 DIR = "{dir}"
 DIRS = "{dirs}"
+NAME = "{name}"
+NAMES = "{names}"
+CONF = "{conf}"
 
 
 @dataclass
@@ -20,7 +26,9 @@ class Impl:
     name: str
     bindir: Path
     scanner: tuple[str, ...]
-    worker: tuple[str, ...]
+    # None for an implementation whose one process supervises every service
+    # (supervisord): its scanner is then started over the services' parent.
+    worker: tuple[str, ...] | None
     svc_down: tuple[str, ...]
     svc_up: tuple[str, ...]
     svstat: tuple[str, ...]
@@ -34,6 +42,10 @@ class Impl:
     # For an implementation in Python: its interpreter, whose bare start-up
     # is the floor under every client call.
     python: Path | None = None
+    # Writes the config that lists the services in dirs, all in parent.
+    configure: Callable[[Path, list[Path]], None] | None = None
+    # A Unix socket in the services' parent that answers once it is ready.
+    socket: str | None = None
     _usable: dict[str, bool] = field(default_factory=dict, repr=False)
 
     @property
@@ -56,19 +68,25 @@ class Impl:
     def argv(self, template: tuple[str, ...], *dirs: Path) -> list[str]:
         out = [str(self.bindir / template[0])]
         for arg in template[1:]:
-            if arg == DIR:
-                out.append(str(dirs[0]))
-            elif arg == DIRS:
+            if arg == DIRS:
                 out.extend(str(d) for d in dirs)
+            elif arg == NAMES:
+                out.extend(d.name for d in dirs)
             else:
-                out.append(arg)
+                out.append(arg.replace(DIR, str(dirs[0])).replace(NAME, dirs[0].name)
+                           .replace(CONF, str(dirs[0].parent / CONF_NAME)))
         return out
+
+    @property
+    def single(self) -> bool:
+        return self.worker is None
 
     def can(self, *templates: tuple[str, ...] | None) -> bool:
         return all(t is not None and self.usable(t[0]) for t in templates)
 
     def takes_many(self, template: tuple[str, ...] | None) -> bool:
-        return template is not None and DIRS in template and self.usable(template[0])
+        return (template is not None and (DIRS in template or NAMES in template)
+                and self.usable(template[0]))
 
 
 def _importable(script: Path, head: bytes) -> bool:
@@ -109,11 +127,43 @@ def s6() -> Impl:
                 rescans=False)
 
 
+CONF_NAME = "supervisord.conf"
+
+
+def _supervisord_conf(parent: Path, dirs: list[Path]) -> None:
+    # startsecs=0: a program counts as started when it is spawned, as with
+    # the others, and `supervisorctl start` does not wait a second for it.
+    lines = [
+        "[supervisord]", f"logfile={parent}/supervisord.log", f"pidfile={parent}/supervisord.pid",
+        f"childlogdir={parent}", "nodaemon=true", "loglevel=warn",
+        "[unix_http_server]", f"file={parent}/supervisor.sock",
+        "[rpcinterface:supervisor]",
+        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
+        "[supervisorctl]", f"serverurl=unix://{parent}/supervisor.sock",
+    ]
+    for d in dirs:
+        lines += [f"[program:{d.name}]", f"command={d}/run", f"directory={d}",
+                  f"autostart={'false' if (d / 'down').exists() else 'true'}",
+                  "autorestart=true", "startsecs=0",
+                  "stdout_logfile=NONE", "stderr_logfile=NONE"]
+    (parent / CONF_NAME).write_text("\n".join(lines) + "\n")
+
+
+def supervisord() -> Impl:
+    # One process for every service, configured by file: no directory to
+    # scan, no svok; status of many names in one supervisorctl call.
+    ctl = ("supervisorctl", "-c", CONF)
+    return Impl("supervisord", SYSTEM, scanner=("supervisord", "-n", "-c", f"{DIR}/{CONF_NAME}"),
+                worker=None, svc_down=(*ctl, "stop", NAME), svc_up=(*ctl, "start", NAME),
+                svstat=(*ctl, "status", NAMES), svok=None, rescans=False, fifos=(), files=(),
+                configure=_supervisord_conf, socket="supervisor.sock")
+
+
 def dtd(bindir: Path) -> Impl:
     return Impl("dtd", bindir, scanner=("svscan", DIR), worker=("supervise", DIR),
                 svc_down=("svc", "-d", DIR), svc_up=("svc", "-u", DIR),
                 svstat=("svstat", DIRS), svok=("svok", DIR), python=bindir / "python")
 
 
-PEERS: tuple[Callable[[], Impl], ...] = (daemontools, runit, s6)
+PEERS: tuple[Callable[[], Impl], ...] = (daemontools, runit, s6, supervisord)
 ORDER = ("daemontools", "runit", "s6", "supervisord", "dtd")

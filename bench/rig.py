@@ -8,6 +8,7 @@ implementation."""
 import os
 import select
 import shutil
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -123,6 +124,20 @@ class Rig:
         finally:
             os.close(watched)
 
+    def start_workers(self, dirs: list[Path]) -> None:
+        """A supervisor for each of dirs, or the one process that supervises
+        them all."""
+        if self.impl.worker is None:
+            self.start_scanner(dirs[0].parent, dirs)
+        else:
+            for d in dirs:
+                self.spawn(self.impl.argv(self.impl.worker, d))
+
+    def start_scanner(self, scan: Path, dirs: list[Path]) -> int:
+        if self.impl.configure is not None:
+            self.impl.configure(scan, dirs)
+        return self.spawn(self.impl.argv(self.impl.scanner, scan))
+
     def wait_worker(self, service: Path, timeout: float = 10.0) -> None:
         """Until a supervisor reads service/supervise/control and ok (a
         non-blocking open for writing succeeds only then, ENXIO before) and
@@ -132,6 +147,10 @@ class Rig:
         deadline = time.perf_counter() + timeout
         while True:
             try:
+                if self.impl.socket is not None:
+                    with socket.socket(socket.AF_UNIX) as sock:
+                        sock.connect(str(service.parent / self.impl.socket))
+                    return
                 for fifo in self.impl.fifos:
                     os.close(os.open(sup / fifo, os.O_WRONLY | os.O_NONBLOCK))
                 for name in self.impl.files:

@@ -56,11 +56,10 @@ def _ms(seconds: float) -> float:
 
 
 def restart(impl: Impl, quick: bool, first: bool) -> dict[str, list[float]]:
-    n = 8 if quick else 30
+    n = 4 if quick else 30
     with Rig(impl) as rig:
         dirs = [rig.service(f"s{i}") for i in range(min(n, ROUND_ROBIN))]
-        for d in dirs:
-            rig.spawn(impl.argv(impl.worker, d))
+        rig.start_workers(dirs)
         up = {d.name: rig.ann.wait(d.name) for d in dirs}
         samples = []
         for i in range(n):
@@ -76,20 +75,22 @@ def restart(impl: Impl, quick: bool, first: bool) -> dict[str, list[float]]:
 
 
 def stop(impl: Impl, quick: bool, first: bool) -> dict[str, list[float]]:
-    n = 8 if quick else 30
+    n = 4 if quick else 30
     with Rig(impl) as rig:
         dirs = [rig.service(f"s{i}") for i in range(min(n, ROUND_ROBIN))]
-        for d in dirs:
-            rig.spawn(impl.argv(impl.worker, d))
+        rig.start_workers(dirs)
         up = {d.name: rig.ann.wait(d.name) for d in dirs}
-        out: dict[str, list[float]] = {"stop": [], "stop_direct": []}
+        out: dict[str, list[float]] = {"stop": []}
         # Turn about: through the client, then by writing the control byte
         # ourselves, which leaves the supervisor's own share.
-        for i in range(2 * n):
+        direct = "control" in impl.fifos
+        if direct:
+            out["stop_direct"] = []
+        for i in range(2 * n if direct else n):
             d = dirs[i % len(dirs)]
             started, pid = up[d.name]
             sleep_until(started + UP_FOR)
-            if i % 2 == 0:
+            if i % 2 == 0 or not direct:
                 out["stop"].append(_ms(rig.client_until_gone(impl.argv(impl.svc_down, d), pid)))
             else:
                 out["stop_direct"].append(_ms(rig.control_until_gone(d, b"d", pid)))
@@ -103,7 +104,7 @@ def stop_after_start(impl: Impl, quick: bool, first: bool) -> dict[str, list[flo
     n = 2 if quick else 5
     with Rig(impl) as rig:
         d = rig.service("s", down=True)
-        rig.spawn(impl.argv(impl.worker, d))
+        rig.start_workers([d])
         rig.wait_worker(d)
         samples = []
         for _ in range(n):
@@ -115,12 +116,12 @@ def stop_after_start(impl: Impl, quick: bool, first: bool) -> dict[str, list[flo
 
 
 def clients(impl: Impl, quick: bool, first: bool) -> dict[str, list[float]]:
-    n = 10 if quick else 30
+    n = 5 if quick else 30
     calls = {"svc": impl.svc_up, "svstat": impl.svstat, "svok": impl.svok}
     out: dict[str, list[float]] = {}
     with Rig(impl) as rig:
         d = rig.service("s")
-        rig.spawn(impl.argv(impl.worker, d))
+        rig.start_workers([d])
         started, _ = rig.ann.wait(d.name)
         sleep_until(started + UP_FOR)
         for _ in range(n):
@@ -175,26 +176,27 @@ def hundred(impl: Impl, quick: bool, first: bool) -> dict[str, list[float]]:
     scanner and everything below it that is not a service) over 100
     services, then svstat over all of them."""
     n_services = 100
-    idle = (3.0 if quick else 30.0) if first else 0.0
-    n = 10 if quick else 30
+    idle = (2.0 if quick else 30.0) if first else 0.0
+    n = 5 if quick else 30
     out: dict[str, list[float]] = {}
     with Rig(impl) as rig:
         scan = rig.top / "scan"
         scan.mkdir()
         dirs = [rig.service(f"s{i:03}", where=scan) for i in range(n_services)]
         _age(scan)
-        scanner = rig.spawn(impl.argv(impl.scanner, scan))
+        scanner = rig.start_scanner(scan, dirs)
         services = {pid for _, pid in rig.ann.wait_all({d.name for d in dirs}, timeout=30).values()}
         # Past djb's one-second sleep after each start: every worker idle.
         time.sleep(UP_FOR + 0.4)
         procs = proctree.tree(scanner, stop=services)
         workers = [p for p in procs if p != scanner]
-        if len(workers) < n_services:
+        if not impl.single and len(workers) < n_services:
             raise RuntimeError(f"{len(workers)} supervisors for {n_services} services")
         pss = {p: proctree.pss_kib(p) for p in procs}
         out["pss"] = [sum(pss.values()) / n_services]
         out["pss_scanner"] = [float(pss[scanner])]
-        out["pss_worker"] = [statistics.median(pss[p] for p in workers)]
+        if not impl.single:
+            out["pss_worker"] = [statistics.median(pss[p] for p in workers)]
         if idle:
             cpu0 = {p: proctree.cpu_ns(p) for p in procs}
             cs0 = {p: proctree.context_switches(p) for p in procs}
@@ -202,7 +204,8 @@ def hundred(impl: Impl, quick: bool, first: bool) -> dict[str, list[float]]:
             cpu = sum(proctree.cpu_ns(p) - cpu0[p] for p in procs)
             cs = {p: proctree.context_switches(p) - cs0[p] for p in procs}
             out["idle_cpu"] = [cpu / 1e6]
-            out["wakeups_workers"] = [float(sum(cs[p] for p in workers))]
+            if not impl.single:
+                out["wakeups_workers"] = [float(sum(cs[p] for p in workers))]
             out["wakeups_scanner"] = [float(cs[scanner])]
         if impl.takes_many(impl.svstat):
             argv = impl.argv(impl.svstat, *dirs)
@@ -217,8 +220,11 @@ def startup(impl: Impl, quick: bool, first: bool) -> dict[str, list[float]]:
         with Rig(impl) as rig:
             scan = rig.top / "scan"
             scan.mkdir()
-            names = {rig.service(f"s{i:03}", where=scan).name for i in range(n_services)}
+            dirs = [rig.service(f"s{i:03}", where=scan) for i in range(n_services)]
+            names = {d.name for d in dirs}
             _age(scan)
+            if impl.configure is not None:
+                impl.configure(scan, dirs)
             t0 = time.perf_counter()
             rig.spawn(impl.argv(impl.scanner, scan))
             started = rig.ann.wait_all(names, timeout=60)
@@ -244,7 +250,7 @@ def baseline(n: int = 20) -> float:
 
 
 def _one_dir(impl: Impl) -> bool:
-    return impl.can(impl.worker)
+    return impl.can(impl.scanner if impl.worker is None else impl.worker)
 
 
 FIGURES = (
@@ -254,10 +260,10 @@ FIGURES = (
                         "<= 20 ms", 20),
                     Row("stop_direct", "`d` written into supervise/control -> gone (no client)", "ms",
                         "", None)), stop,
-           lambda i: i.can(i.worker, i.svc_down, i.svc_up)),
+           lambda i: _one_dir(i) and i.can(i.svc_down, i.svc_up)),
     Figure("stop_after_start", (Row("stop_after_start", "`svc -d` right after a start -> gone", "ms",
                                     "<= 20 ms", 20),), stop_after_start,
-           lambda i: i.can(i.worker, i.svc_down, i.svc_up)),
+           lambda i: _one_dir(i) and i.can(i.svc_down, i.svc_up)),
     Figure("clients", (Row("svc", "`svc` wall time, one directory", "ms", "<= 15 ms", 15),
                        Row("svstat", "`svstat` wall time, one directory", "ms", "<= 15 ms", 15),
                        Row("svok", "`svok` wall time, one directory", "ms", "<= 15 ms", 15),
@@ -299,17 +305,18 @@ def run(quick: bool, impls: list[Impl], only: set[str] | None = None, runs: int 
             for impl in order:
                 if not fig.needs(impl):
                     continue
-                log(f"run {r + 1}/{runs}: {fig.name}: {impl.name}")
+                t0 = time.monotonic()
                 try:
                     got = fig.measure(impl, quick, r == 0)
                 except Exception as e:  # one broken implementation must not sink the table
                     errors.setdefault(fig.name, {})[impl.name] = f"{type(e).__name__}: {e}"
-                    log(f"  failed: {type(e).__name__}: {e}")
+                    log(f"run {r + 1}/{runs}: {fig.name}: {impl.name}: failed: {type(e).__name__}: {e}")
                     continue
+                log(f"run {r + 1}/{runs}: {fig.name}: {impl.name}: {time.monotonic() - t0:.1f} s")
                 for key, values in got.items():
                     per_run.setdefault(key, {}).setdefault(impl.name, []).append(statistics.median(values))
                     samples.setdefault(key, {}).setdefault(impl.name, []).append(values)
-    idle = "3 s" if quick else "30 s"
+    idle = "2 s" if quick else "30 s"
     rows: list[dict[str, object]] = []
     for fig in figures:
         for row in fig.rows:

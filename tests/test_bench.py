@@ -48,7 +48,7 @@ def test_restart_figure_end_to_end_leaves_nothing_behind(tmp: Path, procs: Procs
     # A supervisor restarts within milliseconds; 1 s or more would be djb's
     # post-start sleep, which the figure is built to stay clear of.
     assert 0 < value < 500
-    assert len(rows[0]["samples"]["daemontools"][0]) == 8
+    assert len(rows[0]["samples"]["daemontools"][0]) == 4
     assert f"| {rows[0]['figure']} | {table.fmt(value, 'ms')} |" in stdout.decode()
     assert list(work.iterdir()) == []
     assert _processes_mentioning(str(work)) == []
