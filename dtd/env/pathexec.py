@@ -16,12 +16,19 @@ that we therefore keep:
   new value goes at the end, so ``env`` prints the same order.
 """
 
+from __future__ import annotations
+
 import errno
 import os
 import signal
-from typing import NoReturn
 
 from dtd.diag import error_str, fatal
+
+# the typing module costs about 2 ms at start-up, paid before every child
+# runs; mypy takes any name TYPE_CHECKING as true
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 DEFAULT_PATH = b"/bin:/usr/bin"
 # errors after which the search goes on to the next $PATH entry
