@@ -97,6 +97,9 @@ class Multilog:
                     self.fast(data)
             self.end_of_input()
         finally:
+            # from here on, as in the reference's c_quit, TERM and ALRM wait;
+            # they must not meet the default handlers that Python's exit restores
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGALRM})
             signal.set_wakeup_fd(-1)
             os.close(wake_r)
             os.close(wake_w)
