@@ -16,7 +16,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import impls, proctree, supervision, table, venv
+from bench import impls, proctree, supervision, table, venv, worker
 
 HERE = Path(__file__).resolve().parent
 # Bench modules of other areas, each with run(quick) -> rows, included when
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         chosen = _implementations(wanted)
         rows: list[dict[str, Any]] = supervision.run(args.quick, chosen, only, args.runs, _log)
-        floor = supervision.baseline()
+        floor = worker.baseline()
         for name in EXTRAS:
             if (HERE / f"{name}.py").exists() and (only is None or name in only):
                 _log(f"{name}: running bench/{name}.py")

@@ -42,7 +42,8 @@ def ratio(row: Mapping[str, Any]) -> str:
     best = best_peer(row)
     if ours is None or best is None or best == 0:
         return ""
-    return f"{ours / best:.2g}x"
+    r = ours / best
+    return f"{r:.0f}x" if r >= 10 else f"{r:.2g}x"
 
 
 def verdict(row: Mapping[str, Any]) -> str:

@@ -66,6 +66,7 @@ def test_table_ratio_to_the_best_peer_and_target() -> None:
         _row({"daemontools": 2.0, "runit": None, "dtd": 8.0}),
         _row({"runit": 100.0, "daemontools": 400.0, "dtd": 200.0}, limit=150.0, better="higher"),
         _row({"daemontools": 0.0, "runit": 1.0, "dtd": None}),
+        _row({"daemontools": 0.1, "runit": 1.0, "dtd": 12.34}),
     ]
     lines = table.markdown(rows).splitlines()
     assert lines[0] == "| figure | daemontools | runit | dtd | dtd / best peer | dtd target | met |"
@@ -73,6 +74,7 @@ def test_table_ratio_to_the_best_peer_and_target() -> None:
     assert lines[3] == "| f | 2.00 ms | n/a | 8.00 ms | 4x | t | **no** |"
     assert lines[4] == "| f | 400 ms | 100 ms | 200 ms | 0.5x | t | yes |"
     assert lines[5] == "| f | 0.00 ms | 1.00 ms | n/a |  | t |  |"
+    assert lines[6] == "| f | 0.10 ms | 1.00 ms | 12.3 ms | 123x | t | **no** |"
 
 
 def test_table_without_dtd_has_no_ratio_columns() -> None:
