@@ -60,6 +60,20 @@ def _implementations(wanted: set[str] | None) -> list[impls.Impl]:
     return chosen
 
 
+MARKS = ("<!-- bench:start -->", "<!-- bench:end -->")
+
+
+def _put_in_readme(text: str) -> None:
+    readme = HERE.parent / "README.md"
+    content = readme.read_text()
+    start, end = content.find(MARKS[0]), content.find(MARKS[1])
+    if start < 0 or end < start:
+        _log(f"README.md has no {MARKS[0]} ... {MARKS[1]} section: left as it is")
+        return
+    readme.write_text(content[:start + len(MARKS[0])] + "\n" + text + "\n" + content[end:])
+    _log("README.md: performance section updated")
+
+
 def _terminate(signo: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signo)
 
@@ -73,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--impl", help="comma-separated implementations (default: all;"
                    " with --quick: daemontools,runit,dtd)")
     p.add_argument("--json", type=Path, help="where to write the raw figures")
+    p.add_argument("--readme", action="store_true",
+                   help=f"also put the table into README.md, between {MARKS[0]} and {MARKS[1]}")
     args = p.parse_args(argv)
     only = set(args.only.split(",")) if args.only else None
     wanted = set(args.impl.split(",")) if args.impl else None
@@ -100,9 +116,10 @@ def main(argv: list[str] | None = None) -> int:
         proctree.kill_all_below()
         venv.cleanup()
 
-    print(table.markdown(rows))
-    print(f"\nStart figures count from the event to the first line ./run (a dash script)"
-          f" writes; with no supervisor in between, that takes {floor:.2f} ms here.")
+    report = (table.markdown(rows)
+              + f"\n\nStart figures count from the event to the first line ./run (a dash script)"
+              f" writes; with no supervisor in between, that takes {floor:.2f} ms here.")
+    print(report)
     out = args.json or HERE / "results" / time.strftime("bench-%Y%m%dT%H%M%SZ.json", time.gmtime(started))
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
@@ -113,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
             "run_start_floor_ms": floor}
     out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
     _log(f"raw figures: {out}")
+    if args.readme:
+        mode = "`make bench` (`python -m bench" + (" --quick" if args.quick else "") + "`)"
+        _put_in_readme(f"{report}\n\nMeasured by {mode} on {meta['started']}, {os.cpu_count()} CPUs,"
+                       f" Linux {platform.release()}; medians of {meta['runs']} run(s).")
     return 0
 
 
