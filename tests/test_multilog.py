@@ -105,6 +105,13 @@ def test_same_directory_as_reference(tmp: Path, name: str) -> None:
     both(tmp, SCENARIOS[name], lines_input(len(name), 300))
 
 
+@pytest.mark.parametrize("stamp", [[], ["t"]], ids=["plain", "stamped"])
+def test_big_input_mixes_whole_reads_and_exact_cuts(tmp: Path, stamp: list[str]) -> None:
+    """Megabytes between rotations go through whole reads; the segments
+    that bring current near its size are replayed line at a time."""
+    both(tmp, [*stamp, "s150000", "n100", "./a", "s16777215", "./b"], lines_input(3, 4000))
+
+
 def test_long_lines_without_newline_rotate_at_size(tmp: Path) -> None:
     both(tmp, ["s4096", "n5", "./main"], b"x" * 30000)
 

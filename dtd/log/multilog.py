@@ -121,17 +121,41 @@ class Multilog:
     # ---- whole reads ------------------------------------------------
 
     def fast(self, data: bytes) -> None:
+        """Whole pieces of data at once while no directory comes near its
+        size; the 1024-byte segments where one does, line at a time."""
+        if not self.logs:
+            return
         st = self.stamp()
+        pos, n = 0, len(data)
+        while pos < n:
+            if pos:
+                # pos is a segment boundary, where the reference has flushed
+                for log in self.logs:
+                    log.flush()
+            chunk = data[pos:] if pos else data
+            room = min(log.size - LATE - log.bytes for log in self.logs)
+            if self.write_whole(chunk, st, room):
+                return
+            if room > 0:
+                total = len(chunk) + (len(st) * (chunk.count(b"\n") + 1))
+                k = (room * len(chunk) // total) // REF_READ * REF_READ - REF_READ
+                if k > 0 and self.write_whole(chunk[:k], st, room):
+                    pos += k
+                    continue
+            self.segment(data[pos:pos + REF_READ], st)
+            pos += REF_READ
+
+    def write_whole(self, data: bytes, st: bytes, room: int) -> bool:
+        """Write what data makes to every directory if it fits in room."""
         saved = (bytes(self.pending), self.overflow)
         parts = self.transform(data, st)
-        total = sum(len(p) for p in parts)
-        if all(log.bytes + total < log.size - LATE for log in self.logs):
+        if sum(len(p) for p in parts) < room:
             for log in self.logs:
                 log.writev(parts)
-        else:
-            self.pending[:] = saved[0]
-            self.overflow = saved[1]
-            self.exact(data, st)
+            return True
+        self.pending[:] = saved[0]
+        self.overflow = saved[1]
+        return False
 
     def transform(self, data: bytes, st: bytes) -> list[bytes | memoryview]:
         """What the reference writes for data, every line selected."""
