@@ -321,7 +321,6 @@ def main(argv: list[str] | None = None) -> int:
         log.restart()
         next(d_actions).log = log
         logs.append(log)
-    script.logs = logs
     Multilog(script, logs).run()
     return 0
 

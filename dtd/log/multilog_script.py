@@ -9,7 +9,6 @@ like djb's scan_ulong: leading digits only (none gives 0), wrapping modulo
 """
 
 import re
-from dataclasses import dataclass, field
 
 from dtd.log.multilog_dir import (NUM_DEFAULT, NUM_MIN, SIZE_DEFAULT, SIZE_MAX, SIZE_MIN,
                                   LogDir)
@@ -73,20 +72,26 @@ def match(pattern: bytes, line: bytes) -> bool:
         b += 1
 
 
-@dataclass
 class Action:
-    kind: str  # "+", "-", "e", "=", "d"
-    arg: bytes = b""
-    regex: "re.Pattern[bytes] | None" = None
-    fd: int = -1
-    log: LogDir | None = None
+    """One per-line action: ``+``/``-`` (a pattern), ``e``, ``=`` (a
+    status file) or ``d`` (a directory)."""
+
+    __slots__ = ("kind", "arg", "regex", "fd", "log")
+
+    def __init__(self, kind: str, arg: bytes = b"",
+                 regex: "re.Pattern[bytes] | None" = None) -> None:
+        self.kind = kind
+        self.arg = arg
+        self.regex = regex
+        self.fd = -1
+        self.log: LogDir | None = None
 
 
-@dataclass
 class Script:
-    timestamp: bool = False
-    actions: list[Action] = field(default_factory=list)
-    logs: list[LogDir] = field(default_factory=list)
+    # a plain class: dataclasses would import inspect, a few ms per start
+    def __init__(self, timestamp: bool) -> None:
+        self.timestamp = timestamp
+        self.actions: list[Action] = []
 
     @property
     def per_line(self) -> bool:
