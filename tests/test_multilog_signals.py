@@ -193,3 +193,26 @@ def test_full_disk_pauses_and_loses_nothing(tmp: Path, procs: Procs) -> None:
                 p.wait()
         for mnt in mounts:
             subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@pytest.mark.parametrize("unfinished", [False, True], ids=["fresh", "unfinished-current"])
+def test_crashed_processor_warning_like_reference(tmp: Path, procs: Procs, unfinished: bool) -> None:
+    """The reference prints errno after a crash although nothing failed just
+    then: what its start-up left there (readdir's end clears it)."""
+    lines = []
+    for side, prog in (("ref", ref("multilog")), ("ours", ours("multilog"))):
+        work = tmp / side
+        (work / "log").mkdir(parents=True)
+        if unfinished:
+            (work / "log" / "current").write_bytes(b"old\n")
+        inp = tmp / "input"
+        inp.write_bytes(b"x" * 5000 + b"\n")
+        err = tmp / f"{side}.err"
+        with inp.open("rb") as f, err.open("wb") as e:
+            p = procs.start([prog, "s4096", "!kill -9 $$", "./log"], stdin=f, stderr=e, cwd=work)
+        wait_for(lambda: err.read_bytes().endswith(b"\n"), what="the warning")
+        p.kill()
+        p.wait()
+        lines.append(err.read_bytes().splitlines()[0])
+    assert lines[0].startswith(b"multilog: warning: processor crashed in ./log, pausing: ")
+    assert lines[1] == lines[0]

@@ -13,13 +13,13 @@ read, which give the same bytes:
   directory), because where its rotation cuts a file depends on it.
 """
 
+import errno
 import os
 import select
 import signal
 import sys
 
-from dtd import diag
-from dtd.log.multilog_dir import LATE, O_APPEND, PROG, LogDir, die, pause, stamp
+from dtd.log.multilog_dir import LATE, O_APPEND, LogDir, Stale, die, pause, stamp
 from dtd.log.multilog_script import ALERT_LIMIT, MATCH_LIMIT, STATUS_LEN, Script, parse
 
 READ_SIZE = 256 * 1024  # a multiple of REF_READ, so file reads stay aligned with the reference's
@@ -76,6 +76,7 @@ class Multilog:
                     size = 1
                 events = dict(poller.poll())
                 if wake_r in events:
+                    Stale.value = errno.EINTR  # the reference's read was interrupted
                     try:
                         os.read(wake_r, 512)
                     except BlockingIOError:

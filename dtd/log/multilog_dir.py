@@ -100,8 +100,8 @@ class LogDir:
         d = self.name
         try:
             os.mkdir(d, 0o700)
-        except OSError:
-            pass
+        except OSError as e:
+            Stale.value = e.errno or 0
         try:
             self.fddir = os.open(d, O_READ | os.O_CLOEXEC)
             # the reference fchdirs here; a file in the way fails now
@@ -118,6 +118,7 @@ class LogDir:
         try:
             st = os.stat(b"current", dir_fd=self.fddir)
         except OSError as e:
+            Stale.value = e.errno or 0
             if e.errno != errno.ENOENT:
                 die("unable to stat ", d, "/current: ", err=e.errno)
         else:
@@ -139,6 +140,7 @@ class LogDir:
         try:
             flagprocessed = bool(os.stat(b"processed", dir_fd=self.fddir).st_mode & 0o100)
         except OSError as e:
+            Stale.value = e.errno or 0
             if e.errno != errno.ENOENT:
                 die("unable to stat ", d, "/processed: ", err=e.errno)
         if flagprocessed:
@@ -194,6 +196,7 @@ class LogDir:
                 break
             except OSError as e:
                 if e.errno == errno.ENOENT:
+                    Stale.value = e.errno
                     return
                 pause("unable to stat ", d, "/", file, ", pausing: ", err=e.errno)
         if st.st_nlink == 1:
@@ -213,6 +216,7 @@ class LogDir:
         while True:
             try:
                 if self.filesfit():
+                    Stale.value = 0  # the reference clears errno to tell readdir's end
                     return
             except OSError as e:
                 pause("unable to read ", d, ", pausing: ", err=e.errno)
