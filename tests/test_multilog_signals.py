@@ -3,6 +3,7 @@ and no line lost or duplicated (must-show items 3 and 4)."""
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -215,4 +216,35 @@ def test_crashed_processor_warning_like_reference(tmp: Path, procs: Procs, unfin
         p.wait()
         lines.append(err.read_bytes().splitlines()[0])
     assert lines[0].startswith(b"multilog: warning: processor crashed in ./log, pausing: ")
+    assert lines[1] == lines[0]
+
+
+def test_removed_directory_warns_like_reference(tmp: Path, procs: Procs) -> None:
+    """Lines still go to the open current; the rotation ALRM asks for cannot
+    rename it and says so, again every 5 seconds, as the reference does."""
+    lines = []
+    for side, prog in (("ref", ref("multilog")), ("ours", ours("multilog"))):
+        work = tmp / side
+        work.mkdir()
+        r, w = os.pipe()
+        err = tmp / f"{side}.err"
+        with err.open("wb") as e:
+            p = procs.start([prog, "./log"], stdin=r, stderr=e, cwd=work)
+        os.close(r)
+        try:
+            os.write(w, b"before\n")
+            current = work / "log" / "current"
+            wait_for(lambda: current.exists() and current.stat().st_size == 7, what="a line")
+            shutil.rmtree(work / "log")
+            os.write(w, b"after\n")
+            p.send_signal(signal.SIGALRM)
+            wait_for(lambda: err.read_bytes().endswith(b"\n"), what="the warning")
+            assert p.poll() is None
+        finally:
+            os.close(w)
+        p.kill()
+        p.wait()
+        lines.append(err.read_bytes().splitlines()[0])
+    assert lines[0] == (b"multilog: warning: unable to rename current to previous in directory"
+                        b" ./log, pausing: file does not exist")
     assert lines[1] == lines[0]
