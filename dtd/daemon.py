@@ -18,7 +18,6 @@ import asyncio
 import ctypes
 import errno
 import fcntl
-import gc
 import os
 import resource
 import signal
@@ -26,7 +25,8 @@ import stat
 import sys
 import time
 
-from dtd import diag, scan, status, supervise
+from dtd import diag, scan, status
+from dtd.forker import Forker, set_title
 from dtd import inotify as ino
 
 RESCAN = 5.0  # seconds between full rescans, as svscan
@@ -97,51 +97,6 @@ def _set_subreaper() -> None:
         pass
 
 
-def _title_safe(text: str) -> str:
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-
-def _set_title(title: str, comm: str) -> None:
-    try:
-        import setproctitle
-    except ImportError:
-        return
-    setproctitle.setproctitle(_title_safe(title))
-    setproctitle.setthreadtitle(comm)
-
-
-def _become_worker(scandir: str, svc: Service, side: Side) -> None:
-    """In a forked child: turn into ``supervise NAME``; never returns."""
-    code = diag.EXIT_TEMP
-    try:
-        os.chdir(scandir)
-        if side is svc.log:
-            assert svc.pipe is not None
-            os.chdir(svc.name)
-            os.dup2(svc.pipe[0], 0)
-            directory = "log"  # supervise log, in the service directory, as svscan runs it
-        else:
-            if svc.pipe is not None:
-                os.dup2(svc.pipe[1], 1)
-            directory = svc.name
-        # the bus, the sockets, other services' pipes: none of ours
-        os.closerange(3, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
-        os.setsid()
-        try:
-            import setproctitle
-            setproctitle.setproctitle(_title_safe("supervise " + side.path))
-            setproctitle.setthreadtitle(supervise.PROG)
-        except ImportError:
-            pass
-        code = supervise.Worker(directory).run()
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else diag.EXIT_TEMP
-    except BaseException as e:  # a worker must never return into the root's loop
-        diag.warn(supervise.PROG, "unexpected error in ", side.path, ": ", repr(e))
-    finally:
-        os._exit(code)
-
-
 class Root:
     def __init__(self, scandir: str, prog: str = "dtd", stop_timeout: float = STOP_TIMEOUT) -> None:
         self.scandir = os.path.abspath(scandir)
@@ -155,6 +110,7 @@ class Root:
         self.stopping = False
         self.rescan_pending = False
         self.done: asyncio.Future[int] | None = None
+        self.forker = Forker()
 
     # -- diagnostics: stderr and, as readproctitle shows svscan's, the title --
 
@@ -164,7 +120,7 @@ class Root:
         self.show_title()
 
     def show_title(self) -> None:
-        _set_title(f"{self.prog} {self.scandir}:{self.errors}", self.prog)
+        set_title(f"{self.prog} {self.scandir}:{self.errors}", self.prog)
 
     # -- running --------------------------------------------------------------
 
@@ -333,20 +289,18 @@ class Root:
                 side.spawned + RESPAWN - now, self.respawn, svc, side)
             return False
         side.spawned = now
-        # objects made so far stay in pages shared with the worker
-        gc.freeze()
+        pipe = None
+        if svc.pipe is not None:
+            pipe = svc.pipe[0] if side is svc.log else svc.pipe[1]
         try:
-            pid = os.fork()
-        except OSError as e:
-            self.warn("unable to fork for ", side.path, ": ", diag.reason(e))
-            return False
-        if pid == 0:
-            _become_worker(self.scandir, svc, side)
-        try:
+            pid = self.forker.spawn(self.scandir, svc.name, side is svc.log, pipe)
             pidfd = os.pidfd_open(pid)
         except OSError as e:
-            self.warn("unable to watch supervise ", side.path, ": ", diag.reason(e))
-            return True
+            if e.errno != errno.ESRCH:
+                self.warn("unable to start supervise ", side.path, ": ", diag.reason(e))
+            # gone already, or no worker at all: try again in a second
+            side.timer = asyncio.get_running_loop().call_later(RESPAWN, self.respawn, svc, side)
+            return False
         self.track(svc, side, pid, pidfd)
         return True
 
@@ -419,6 +373,7 @@ class Root:
         asyncio.get_running_loop().call_later(2.0, self.finish, 0)
 
     def finish(self, code: int) -> None:
+        self.forker.stop()
         if self.done is not None and not self.done.done():
             self.done.set_result(code)
 

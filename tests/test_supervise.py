@@ -109,7 +109,8 @@ def test_status_is_runit_layout_with_stat_and_pid(procs: Procs, swept: Path) -> 
     wait_for(lambda: up_pid(d) == 0, what="service down")
     raw = (d / "supervise" / "status").read_bytes()
     assert raw[12:20] == b"\0\0\0\0\0d\0\0"
-    assert (d / "supervise" / "stat").read_bytes() == b"down\n"
+    # stat is written right after status
+    wait_for(lambda: (d / "supervise" / "stat").read_bytes() == b"down\n", what="stat")
     assert (d / "supervise" / "pid").read_bytes() == b""
 
 
@@ -203,6 +204,7 @@ def test_once_runs_once(procs: Procs, swept: Path) -> None:
     control(d, b"o")
     pid = wait_for(lambda: up_pid(d))
     assert read_status(d).want == 0
+    wait_for(lambda: (d / "starts").exists(), what="run to begin")
     control(d, b"k")
     wait_for(lambda: up_pid(d) == 0, what="down after the one run")
     assert not pid_alive(pid)
@@ -228,6 +230,7 @@ def test_garbage_on_control_changes_nothing(procs: Procs, swept: Path) -> None:
     d = make_service(swept / "s", "echo start >> starts\nexec sleep 1000")
     start(procs, d)
     pid = wait_for(lambda: up_pid(d))
+    wait_for(lambda: (d / "starts").exists() and (d / "starts").read_text(), what="run to begin")
     before = (d / "supervise" / "status").read_bytes()
     rng = random.Random(7)
     junk = bytes(b for b in rng.randbytes(4096) if b not in status.COMMANDS)
@@ -343,7 +346,7 @@ def test_new_worker_adopts_orphaned_run(procs: Procs, swept: Path) -> None:
     # and it supervises it: killing the orphan gets a fresh start
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: up_pid(d) not in (0, pid), what="restart of the adopted service")
-    assert (d / "starts").read_text().count("start") == 2
+    wait_for(lambda: (d / "starts").read_text().count("start") == 2, what="the second start")
 
 
 def test_stale_status_is_not_adopted(procs: Procs, swept: Path) -> None:
