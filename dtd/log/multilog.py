@@ -24,6 +24,7 @@ from dtd.log.multilog_script import ALERT_LIMIT, MATCH_LIMIT, STATUS_LEN, Script
 
 READ_SIZE = 256 * 1024  # a multiple of REF_READ, so file reads stay aligned with the reference's
 REF_READ = 1024  # the reference's input buffer
+STRETCHES = (64 * REF_READ, 8 * REF_READ, REF_READ)  # what per_line_read tries, largest first
 
 
 class Multilog:
@@ -93,7 +94,7 @@ class Multilog:
                     break
                 self.newline = data[-1] == 10
                 if self.per_line:
-                    self.exact(data, self.stamp())
+                    self.per_line_read(data, self.stamp())
                 else:
                     self.fast(data)
             self.end_of_input()
@@ -203,6 +204,66 @@ class Multilog:
 
     # ---- line at a time ---------------------------------------------
 
+    def per_line_read(self, data: bytes, st: bytes) -> None:
+        """Each line looked at alone, but each directory's lines written in
+        one piece per stretch of input that cannot bring any directory near
+        its size (even were every line selected); the segments that might,
+        replayed as the reference buffers them."""
+        n, pos = len(data), 0
+        while pos < n:
+            if pos:
+                for log in self.logs:  # a segment boundary: the reference flushed
+                    log.flush()
+            room = min((log.size - LATE - log.bytes for log in self.logs), default=n * 28)
+            for step in STRETCHES:
+                piece = data[pos:pos + step] if pos or step < n else data
+                bound = len(piece) + len(st) * (piece.count(b"\n") + 1) + len(self.pending)
+                if bound < room:
+                    for log, out in zip(self.logs, self.gather(piece, st)):
+                        log.writev([b"".join(out)])
+                    pos += len(piece)
+                    break
+            else:
+                self.segment(data[pos:pos + REF_READ], st)
+                pos += REF_READ
+
+    def gather(self, data: bytes, st: bytes) -> list[list[bytes]]:
+        """What each directory gets of data, with the script run per line."""
+        outs: list[list[bytes]] = [[] for _ in self.logs]
+        logs = list(zip(self.logs, outs))
+        n, i = len(data), 0
+        if self.overflow:
+            k = data.find(b"\n")
+            i = n if k < 0 else k + 1
+            for log, out in logs:
+                if log.selected:
+                    out.append(data[:i])
+            if k < 0:
+                return outs
+            self.overflow = False
+        while i < n:
+            k = data.find(b"\n", i)
+            text = data[i:k] if k >= 0 else data[i:]
+            if self.pending:
+                line = bytes(self.pending) + text
+                self.pending.clear()
+            else:
+                line = st + text
+            if k < 0 and len(line) < MATCH_LIMIT:
+                self.pending += line
+                break
+            self.select(line[:MATCH_LIMIT] if len(line) > MATCH_LIMIT else line)
+            if k >= 0:
+                line += b"\n"
+            for log, out in logs:
+                if log.selected:
+                    out.append(line)
+            if k < 0:
+                self.overflow = True
+                break
+            i = k + 1
+        return outs
+
     def exact(self, data: bytes, st: bytes) -> None:
         for pos in range(0, len(data), REF_READ):
             if pos:
@@ -241,6 +302,18 @@ class Multilog:
     def line_done(self, newline: bool) -> None:
         line = bytes(self.pending)
         self.pending.clear()
+        self.select(line)
+        for log in self.logs:
+            if log.selected:
+                log.put(line)
+                if newline:
+                    log.putc(b"\n")
+        if not newline:
+            self.overflow = True
+
+    def select(self, line: bytes) -> None:
+        """Run the script on a line (its first 1000 bytes): choose the
+        directories, print the alert, write the status files."""
         selected = True
         for a in self.script.actions:
             kind = a.kind
@@ -263,13 +336,6 @@ class Multilog:
                     pass
             elif kind == "=":
                 self.status(a.fd, a.arg, line)
-        for log in self.logs:
-            if log.selected:
-                log.put(line)
-                if newline:
-                    log.putc(b"\n")
-        if not newline:
-            self.overflow = True
 
     @staticmethod
     def status(fd: int, name: bytes, line: bytes) -> None:
