@@ -235,3 +235,50 @@ def test_compiled_patterns_agree_with_djb_match() -> None:
         rx = compile_pattern(p)
         for line in lines:
             assert bool(rx.fullmatch(line)) == match(p, line), (p, line)
+
+
+# ---- error paths without the power to override permissions ---------------
+
+NOBODY = 65534
+NO_DAC = "--bounding-set=-dac_override,-dac_read_search,-fowner"
+
+
+def _owned_by_nobody(work: Path) -> None:
+    for path in (work, *work.rglob("*")):
+        os.chown(path, NOBODY, NOBODY)
+
+
+def _unwritable_current(work: Path) -> None:
+    d = work / "d"
+    d.mkdir(mode=0o700)
+    (d / "current").write_bytes(b"old\n")
+    (d / "current").chmod(0o744)  # finished: multilog appends to it
+    os.chown(d / "current", NOBODY, NOBODY)
+
+
+UNPRIVILEGED: dict[str, tuple[list[str], Prepare]] = {
+    "directory-not-writable": (["./d"], lambda w: (_dir("d")(w), _owned_by_nobody(w))),
+    "parent-not-writable": (["./e"], _owned_by_nobody),
+    "status-file-not-writable": (["=st", "./d"], _owned_by_nobody),
+    "current-not-writable": (["./d"], _unwritable_current),
+}
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not Path("/usr/bin/setpriv").exists(),
+                    reason="needs root and setpriv")
+@pytest.mark.parametrize("name", sorted(UNPRIVILEGED))
+def test_permission_error_same_as_reference(tmp: Path, name: str) -> None:
+    """Root without CAP_DAC_OVERRIDE meets files of another user as any
+    unprivileged user does (our interpreter, under /root, stays reachable)."""
+    args, prepare = UNPRIVILEGED[name]
+    results = []
+    for side, prog in (("ref", ref("multilog")), ("ours", ours("multilog"))):
+        work = tmp / side
+        work.mkdir(mode=0o755)
+        prepare(work)
+        r = subprocess.run(["/usr/bin/setpriv", NO_DAC, prog, *args], input=b"line\n",
+                           cwd=work, capture_output=True, timeout=30)
+        results.append((r.returncode, r.stderr, snapshot(work)))
+    assert results[0][0] == 111
+    assert b": access denied\n" in results[0][1] or b"does not exist" in results[0][1]
+    assert results[1] == results[0]
