@@ -25,11 +25,11 @@ ROUND_ROBIN = 12
 class Budget:
     """Enough samples: all that were asked for, or at least a few once the
     time allowed for one figure is spent (s6 and supervisord take a second
-    per restart; thirty of them would not tell more than eight)."""
+    per restart; thirty of them would not tell more than six)."""
 
     def __init__(self, quick: bool) -> None:
         self.start = time.monotonic()
-        self.least, self.seconds = (3, 3.0) if quick else (8, 10.0)
+        self.least, self.seconds = (3, 3.0) if quick else (6, 6.0)
 
     def spent(self, taken: int) -> bool:
         return taken >= self.least and time.monotonic() - self.start > self.seconds
@@ -70,7 +70,7 @@ def restart(impl: Impl, quick: bool, first: bool) -> dict[str, list[float]]:
 
 
 def stop(impl: Impl, quick: bool, first: bool) -> dict[str, list[float]]:
-    n = 4 if quick else 30
+    n = 4 if quick else 20
     budget = Budget(quick)
     with Rig(impl) as rig:
         dirs = [rig.service(f"s{i}") for i in range(min(n, ROUND_ROBIN))]
@@ -99,7 +99,7 @@ def stop(impl: Impl, quick: bool, first: bool) -> dict[str, list[float]]:
 
 
 def stop_after_start(impl: Impl, quick: bool, first: bool) -> dict[str, list[float]]:
-    n = 2 if quick else 5
+    n = 2 if quick else 4
     with Rig(impl) as rig:
         d = rig.service("s", down=True)
         rig.start_workers([d])
