@@ -81,3 +81,21 @@ def test_table_without_dtd_has_no_ratio_columns() -> None:
     lines = table.markdown([_row({"runit": 1.5, "daemontools": 1234.4})]).splitlines()
     assert lines[0] == "| figure | daemontools | runit |"
     assert lines[2] == "| f | 1,234 ms | 1.50 ms |"
+
+
+@pytest.mark.slow
+def test_bench_venv_is_a_regular_install_with_a_real_interpreter(tmp: Path) -> None:
+    from bench import venv
+
+    bindir = venv.build(tmp)
+    shebang = (bindir / "svstat").read_bytes().split(b"\n", 1)[0]
+    assert shebang == b"#!" + bytes(bindir / "python")
+    # A real interpreter behind the venv's python, not a version manager's
+    # shell-script shim.
+    assert Path(os.path.realpath(bindir / "python")).read_bytes()[:4] == b"\x7fELF"
+    where = subprocess.run([str(bindir / "python"), "-I", "-c",
+                            "import dtd.clients.svstat as m; print(m.__file__)"],
+                           capture_output=True, text=True, cwd="/", check=True).stdout.strip()
+    assert where.startswith(str(tmp / "venv")), where
+    site = next((tmp / "venv" / "lib").glob("python3*/site-packages"))
+    assert not list(site.glob("__editable__*")), "editable install"
