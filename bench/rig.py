@@ -53,6 +53,9 @@ class Rig:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        if exc is not None:
+            # What the supervisors said is usually why a figure failed.
+            exc.add_note(f"stderr of {self.impl.name}: {self.errors()}")
         self.close()
 
     def close(self) -> None:

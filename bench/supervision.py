@@ -87,8 +87,9 @@ def run(quick: bool, impls: list[Impl], only: set[str] | None = None, runs: int 
 
     def record(fig: Figure, impl: Impl, got: dict[str, list[float]] | Exception, took: str) -> None:
         if isinstance(got, Exception):
-            errors.setdefault(fig.name, {})[impl.name] = f"{type(got).__name__}: {got}"
-            log(f"{took}: {fig.name}: {impl.name}: failed: {type(got).__name__}: {got}")
+            why = "; ".join([f"{type(got).__name__}: {got}", *getattr(got, "__notes__", [])])
+            errors.setdefault(fig.name, {})[impl.name] = why
+            log(f"{took}: {fig.name}: {impl.name}: failed: {why}")
             return
         for key, values in got.items():
             per_run.setdefault(key, {}).setdefault(impl.name, []).append(statistics.median(values))
