@@ -140,21 +140,22 @@ def idle(impls: list[Impl], quick: bool) -> dict[str, dict[str, list[float]] | E
 
 
 def startup(impl: Impl, quick: bool, first: bool) -> dict[str, list[float]]:
+    """Scanner start to the last of 200 ./run running; the first one's
+    start is kept too, which tells the scanner's own start-up from the
+    time it takes per service."""
     n_services = 200
-    samples = []
+    out: dict[str, list[float]] = {"startup": [], "startup_first": []}
     for _ in range(1 if quick else 2):
         with Rig(impl) as rig:
             scan = rig.top / "scan"
             scan.mkdir()
             dirs = [rig.service(f"s{i:03}", where=scan) for i in range(n_services)]
-            names = {d.name for d in dirs}
             _age(scan)
             if impl.configure is not None:
                 impl.configure(scan, dirs)
             t0 = time.perf_counter()
             rig.spawn(impl.argv(impl.scanner, scan))
-            started = rig.ann.wait_all(names, timeout=60)
-            samples.append(ms(max(t for t, _ in started.values()) - t0))
-    return {"startup": samples}
-
-
+            started = [t for t, _ in rig.ann.wait_all({d.name for d in dirs}, timeout=60).values()]
+            out["startup"].append(ms(max(started) - t0))
+            out["startup_first"].append(ms(min(started) - t0))
+    return out
