@@ -26,7 +26,8 @@ import sys
 import time
 
 from dtd import diag, scan, status
-from dtd.forker import Forker, set_title
+from dtd.forker import Forker
+from dtd.proctitle import set_title
 from dtd import inotify as ino
 
 RESCAN = 5.0  # seconds between full rescans, as svscan

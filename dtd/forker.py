@@ -9,7 +9,8 @@ a SOCK_SEQPACKET socket for each new worker; the answer is the worker's pid,
 which the root then watches through a pidfd, as it does for workers it adopts.
 
 Request: ``scandir NUL name NUL ("main" | "log")`` with the pair's pipe end,
-if any, passed as SCM_RIGHTS. Reply: the pid in decimal, or ``-errno``.
+if any, passed as SCM_RIGHTS. Reply, from the worker itself: its pid in
+decimal, or ``-errno``.
 """
 
 import os
@@ -17,23 +18,13 @@ import resource
 import signal
 import socket
 import sys
+import time
 
 from dtd import diag, supervise
+from dtd.proctitle import set_title
 
 MAX_REQUEST = 65536
-
-
-def title_safe(text: str) -> str:
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-
-def set_title(title: str, comm: str) -> None:
-    try:
-        import setproctitle
-    except ImportError:
-        return
-    setproctitle.setproctitle(title_safe(title))
-    setproctitle.setthreadtitle(comm)
+REPLY_TIMEOUT = 5.0
 
 
 def become_worker(scandir: str, name: str, log: bool, pipe: int | None) -> None:
@@ -65,38 +56,60 @@ def become_worker(scandir: str, name: str, log: bool, pipe: int | None) -> None:
 
 
 def serve(sock: socket.socket) -> int:
+    """Fork a waiting child, let it take the next request, fork the next.
+
+    The child, not this process, receives the request and answers with its
+    own pid, so that after each fork this process writes next to nothing:
+    every page it wrote after forking a worker would stay behind as that
+    worker's private copy (bench/worker_pages.py measured 200 such pages a
+    worker with a loop that parsed requests after forking).
+    """
     # workers are watched by the root through pidfds; the kernel reaps them
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the root decides when we stop
     set_title("dtd-forker", "dtd-forker")
+    taken_r, taken_w = os.pipe2(os.O_CLOEXEC)
     import gc
+    gc.freeze()  # what exists now stays in pages shared with the workers
+    while True:
+        try:
+            pid = os.fork()
+        except OSError:
+            # no process to be had now: the root's request waits meanwhile
+            time.sleep(1)
+            continue
+        if pid == 0:
+            os.close(taken_r)
+            take_request(sock, taken_w)
+        if os.read(taken_r, 1) != b"w":
+            return 0  # the root is gone
+
+
+def take_request(sock: socket.socket, taken: int) -> None:
+    """In the waiting child: receive one request, tell the forker it was
+    taken, answer the root with our pid, and become that worker."""
     while True:
         try:
             msg, fds, _, _ = socket.recv_fds(sock, MAX_REQUEST, 1)
+            break
         except InterruptedError:
             continue
         except OSError:
-            return 0
-        if not msg:
-            return 0  # the root is gone
-        try:
-            scandir, name, which = (os.fsdecode(p) for p in msg.split(b"\0"))
-        except ValueError:
-            for fd in fds:
-                os.close(fd)
-            sock.send(b"-%d" % 22)
-            continue
-        gc.freeze()  # what exists now stays in pages shared with the worker
-        try:
-            pid = os.fork()
-        except OSError as e:
-            pid = -(e.errno or 1)
-        if pid == 0:
-            sock.close()
-            become_worker(scandir, name, which == "log", fds[0] if fds else None)
-        for fd in fds:
-            os.close(fd)
-        sock.send(b"%d" % pid)
+            msg, fds = b"", []
+            break
+    if not msg:
+        os.write(taken, b"x")
+        os._exit(0)
+    os.write(taken, b"w")
+    os.close(taken)
+    try:
+        scandir, name, which = (os.fsdecode(p) for p in msg.split(b"\0"))
+    except ValueError:
+        sock.send(b"-22")
+        os._exit(diag.EXIT_USAGE)
+    sock.send(b"%d" % os.getpid())
+    sock.close()
+    become_worker(scandir, name, which == "log", fds[0] if fds else None)
 
 
 class Forker:
@@ -115,6 +128,8 @@ class Forker:
             setsigdef=(signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD),
             setsigmask=())
         theirs.close()
+        # a forker that cannot fork must not hang the root
+        ours.settimeout(REPLY_TIMEOUT)
         self.sock = ours
 
     def spawn(self, scandir: str, name: str, log: bool, pipe: int | None) -> int:

@@ -11,12 +11,16 @@ The root daemon forks workers and calls ``Worker(...).run()`` in the child;
 ``supervise DIR`` runs the same worker standalone.
 """
 
-import errno
 import os
 import select
 import signal
 import sys
 import time
+
+# signal.py wraps these C functions to turn every number into an enum; in a
+# forked worker that touches dozens of shared objects, whose pages the kernel
+# then copies (measured with bench/worker_pages.py). Plain ints, C calls.
+import _signal
 
 from dtd import diag, status
 from dtd.status import STATE_DOWN, STATE_RUN, WANT_DOWN, WANT_ONCE, WANT_UP, Status
@@ -25,21 +29,35 @@ PROG = "supervise"
 MIN_INTERVAL = 1.0  # seconds between two starts of ./run, as in daemontools
 ADOPT_SLACK = 2.0  # seconds between a status stamp and a process start time
 
+SIGTERM = int(signal.SIGTERM)
+SIGCONT = int(signal.SIGCONT)
+SIGSTOP = int(signal.SIGSTOP)
 SIGNALS = {
-    ord("a"): signal.SIGALRM,
-    ord("h"): signal.SIGHUP,
-    ord("i"): signal.SIGINT,
-    ord("k"): signal.SIGKILL,
-    ord("t"): signal.SIGTERM,
-    ord("q"): signal.SIGQUIT,
-    ord("1"): signal.SIGUSR1,
-    ord("2"): signal.SIGUSR2,
+    ord("a"): int(signal.SIGALRM),
+    ord("h"): int(signal.SIGHUP),
+    ord("i"): int(signal.SIGINT),
+    ord("k"): int(signal.SIGKILL),
+    ord("t"): SIGTERM,
+    ord("q"): int(signal.SIGQUIT),
+    ord("1"): int(signal.SIGUSR1),
+    ord("2"): int(signal.SIGUSR2),
 }
 
 # Python ignores these at start-up and exec() keeps an ignored disposition;
 # a service must get the defaults that supervise's children get.
-_CHILD_DEFAULTS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD, signal.SIGINT,
-                   signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGALRM)
+_CHILD_DEFAULTS = tuple(int(s) for s in (
+    signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD, signal.SIGINT, signal.SIGTERM,
+    signal.SIGHUP, signal.SIGQUIT, signal.SIGALRM))
+# a worker dies of these, as daemontools' supervise does, whatever the
+# process it was forked from had made of them
+_WORKER_DEFAULTS = tuple(int(s) for s in (
+    signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+    signal.SIGUSR2, signal.SIGALRM))
+_SIG_DFL = int(signal.SIG_DFL)
+
+
+def _ignore(signum: int, frame: object) -> None:
+    pass
 
 
 def _fifo(path: str) -> None:
@@ -201,8 +219,8 @@ class Worker:
     def exec_run(self) -> None:
         try:
             for sig in _CHILD_DEFAULTS:
-                signal.signal(sig, signal.SIG_DFL)
-            signal.pthread_sigmask(signal.SIG_SETMASK, [])
+                _signal.signal(sig, _SIG_DFL)
+            _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
             os.execv("./run", ["./run"])
         except OSError as e:
             diag.say(PROG, ": fatal: unable to start ", self.dir, "/run: ", diag.reason(e))
@@ -232,8 +250,8 @@ class Worker:
             st.want = WANT_DOWN
             self.pending = False
             if st.pid:
-                self.kill(signal.SIGTERM)
-                self.kill(signal.SIGCONT)
+                self.kill(SIGTERM)
+                self.kill(SIGCONT)
                 st.paused = False
                 st.term_sent = True
             self.announce()
@@ -251,11 +269,11 @@ class Worker:
         elif c == ord("p"):
             st.paused = True
             self.announce()
-            self.kill(signal.SIGSTOP)
+            self.kill(SIGSTOP)
         elif c == ord("c"):
             st.paused = False
             self.announce()
-            self.kill(signal.SIGCONT)
+            self.kill(SIGCONT)
         elif c == ord("x"):
             self.exiting = True
             self.pending = False
@@ -281,15 +299,12 @@ class Worker:
                 self.exited()
 
     def run(self) -> int:
-        # forked from the root, the worker inherits its handlers; supervise
-        # dies of these signals as daemontools' does
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
-                    signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM):
-            signal.signal(sig, signal.SIG_DFL)
+        for sig in _WORKER_DEFAULTS:
+            _signal.signal(sig, _SIG_DFL)
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        _signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         # a handler, not SIG_DFL: only a handled signal writes the wakeup fd
-        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+        _signal.signal(_signal.SIGCHLD, _ignore)
         self.setup()
         poller = select.poll()
         poller.register(wake_r, select.POLLIN)
@@ -347,13 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         diag.say("supervise: usage: supervise dir")
         return diag.EXIT_USAGE
-    try:
-        import setproctitle
-        setproctitle.setproctitle("supervise " + args[0])
-        # keep /proc/PID/comm "supervise", as pgrep -x and ps -C expect
-        setproctitle.setthreadtitle(PROG)
-    except ImportError:
-        pass
+    from dtd.proctitle import set_title
+    set_title("supervise " + args[0], PROG)
     try:
         return Worker(args[0]).run()
     except SystemExit as e:
