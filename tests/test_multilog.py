@@ -112,6 +112,15 @@ def test_big_input_mixes_whole_reads_and_exact_cuts(tmp: Path, stamp: list[str])
     both(tmp, [*stamp, "s150000", "n100", "./a", "s16777215", "./b"], lines_input(3, 4000))
 
 
+@pytest.mark.parametrize("stamp", [[], ["t"]], ids=["plain", "stamped"])
+def test_selection_over_whole_buffers(tmp: Path, stamp: list[str]) -> None:
+    """Short lines only: patterns run over whole buffers of lines."""
+    data = b"".join(b"%d %s %d\n" % (i, b"STAT" if i % 5 else b"info", i % 13)
+                    for i in range(40000)) + b"tail without newline"
+    both(tmp, [*stamp, "-* 1*", "./a", "-*", "+* STAT*", "+* info 1*", "s4096", "n400", "./b",
+               "+*", "-* *3", "s100000", "./c"], data)
+
+
 def test_long_lines_without_newline_rotate_at_size(tmp: Path) -> None:
     both(tmp, ["s4096", "n5", "./main"], b"x" * 30000)
 
@@ -282,3 +291,22 @@ def test_permission_error_same_as_reference(tmp: Path, name: str) -> None:
     assert results[0][0] == 111
     assert b": access denied\n" in results[0][1] or b"does not exist" in results[0][1]
     assert results[1] == results[0]
+
+
+def test_line_regexes_agree_with_djb_match() -> None:
+    """The whole-buffer form of a pattern selects the lines match() does."""
+    from dtd.log.multilog_script import match
+    from dtd.log.multilog_select import line_regex
+    patterns = [b"", b"*", b"**", b"a*", b"*a", b"a*b", b"*a*", b"**a", b"a**b", b"*]*",
+                b"* 1*", b"*\n*", b"*.*", b"x"]
+    lines = [b"", b"a", b"b", b"ab", b"ba", b"aab", b"a*b", b"**", b"x]y", b"q 1 r", b"a.b",
+             b"x", b"*", b"@400000006b055aed186c8b49 1 x"]
+    buf = b"\n" + b"".join(line + b"\n" for line in lines)
+    starts, pos = [], 1
+    for line in lines:
+        starts.append(pos)
+        pos += len(line) + 1
+    for p in patterns:
+        rx = line_regex(p)
+        found = set() if rx is None else {m.start() + 1 for m in rx.finditer(buf)}
+        assert found == {s for s, line in zip(starts, lines) if match(p, line)}, p

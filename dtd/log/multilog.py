@@ -15,11 +15,13 @@ read, which give the same bytes:
 
 import errno
 import os
+import re
 import select
 import signal
 import sys
 
 from dtd.log.multilog_dir import LATE, O_APPEND, LogDir, Stale, die, pause, stamp
+from dtd.log import multilog_select
 from dtd.log.multilog_script import ALERT_LIMIT, MATCH_LIMIT, STATUS_LEN, Script, parse
 
 READ_SIZE = 256 * 1024  # a multiple of REF_READ, so file reads stay aligned with the reference's
@@ -33,6 +35,15 @@ class Multilog:
         self.logs = logs
         self.t = script.timestamp
         self.per_line = script.per_line
+        # scripts that only select: a pattern runs once over a whole buffer
+        self.select_whole = all(a.kind in ("+", "-", "d") for a in script.actions)
+        self.line_regexes = [multilog_select.line_regex(a.arg) if a.kind in ("+", "-") else None
+                             for a in script.actions]
+        too_long = MATCH_LIMIT - (len(stamp()) + 1 if self.t else 0)
+        self.too_long = too_long
+        # after a newline: a bare [^\n]{N} would rescan every line from each
+        # of its bytes
+        self.too_long_re = re.compile(b"\n[^\n]{%d}" % (too_long + 1))
         self.pending = bytearray()  # the line being read: stamp and up to 1000 bytes
         self.overflow = False  # its first 1000 bytes are written, the rest follows as read
         self.newline = True  # the last read ended with a newline
@@ -219,7 +230,9 @@ class Multilog:
                 piece = data[pos:pos + step] if pos or step < n else data
                 bound = len(piece) + len(st) * (piece.count(b"\n") + 1) + len(self.pending)
                 if bound < room:
-                    for log, out in zip(self.logs, self.gather(piece, st)):
+                    outs = (self.gather_selected(piece, st) if self.select_whole
+                            else self.gather(piece, st))
+                    for log, out in zip(self.logs, outs):
                         log.writev([b"".join(out)])
                     pos += len(piece)
                     break
@@ -227,9 +240,37 @@ class Multilog:
                 self.segment(data[pos:pos + REF_READ], st)
                 pos += REF_READ
 
-    def gather(self, data: bytes, st: bytes) -> list[list[bytes]]:
+    def gather_selected(self, data: bytes, st: bytes) -> list[list[bytes | memoryview]]:
+        """gather() for scripts that only select: the whole lines in the
+        middle of data go through multilog_select, a buffer at a time."""
+        outs: list[list[bytes | memoryview]] = [[] for _ in self.logs]
+        head = 0
+        if self.pending or self.overflow:
+            head = data.find(b"\n") + 1
+            if not head:
+                head = len(data)
+            for out, part in zip(outs, self.gather(data[:head], st)):
+                out += part
+        last = data.rfind(b"\n", head) + 1
+        if last > head:
+            body = data[head:last]
+            if body.find(b"\n") > self.too_long or self.too_long_re.search(body):
+                for out, part in zip(outs, self.gather(body, st)):
+                    out += part
+            else:
+                buf = (b"\n" + st + body.replace(b"\n", b"\n" + st))[:len(body) + 1 + len(st)
+                                                                  * body.count(b"\n")]
+                sels = multilog_select.select(self.script.actions, self.line_regexes, buf)
+                for out, sel in zip(outs, sels):
+                    out += multilog_select.pieces(sel, buf)
+        if max(head, last) < len(data):
+            for out, part in zip(outs, self.gather(data[max(head, last):], st)):
+                out += part
+        return outs
+
+    def gather(self, data: bytes, st: bytes) -> list[list[bytes | memoryview]]:
         """What each directory gets of data, with the script run per line."""
-        outs: list[list[bytes]] = [[] for _ in self.logs]
+        outs: list[list[bytes | memoryview]] = [[] for _ in self.logs]
         logs = list(zip(self.logs, outs))
         n, i = len(data), 0
         if self.overflow:
