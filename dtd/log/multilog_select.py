@@ -32,11 +32,15 @@ def line_regex(pattern: bytes) -> "re.Pattern[bytes] | None":
         ch = pattern[i:i + 1]
         i += 1
         if ch == b"*":
+            # possessive: what a star skipped is never given back, as in
+            # match(), and a line that fails is not rescanned
             if i == len(pattern):
-                out.append(b".*")
+                out.append(b"[^\n]*+")
+            elif pattern[i:i + 1] == b"*":
+                out.append(b"[^\n*]*+(?=\\*)")
             else:
-                nxt = re.escape(pattern[i:i + 1])
-                out.append(b"[^\n" + nxt + b"]*(?=" + nxt + b")")
+                # the literal that follows matches the byte the star stops at
+                out.append(b"[^\n" + re.escape(pattern[i:i + 1]) + b"]*+")
         else:
             out.append(re.escape(ch))
     out.append(b"(?=\n)")
