@@ -1,16 +1,21 @@
 """multilog: read lines on stdin, stamp, select and append them to rotated logs.
 
-Byte for byte Debian's multilog 0.76 (see multilog(8)). Two ways through a
-read, which give the same bytes:
+Byte for byte Debian's multilog 0.76 (see multilog(8)), in three ways that
+give the same bytes:
 
 * whole reads, for scripts of ``t``, ``s``, ``n``, ``!`` and directories
-  only: one stamp per read, one ``bytes.replace`` to stamp every line, one
-  ``writev`` per directory;
-* line at a time, for scripts that select (``+``/``-``), alert (``e``) or
-  keep a status file (``=``), and for any read that brings a directory
-  within 2000 bytes of its size. There the reference's buffering is
-  replayed exactly (1024-byte reads, a 512-byte output buffer per
-  directory), because where its rotation cuts a file depends on it.
+  only: one stamp per read (the reference stamps each line as it reads
+  it; here the lines of one read share the stamp taken when it arrived),
+  one ``bytes.replace`` to stamp every line, one ``writev`` per directory;
+* whole buffers of lines, for scripts that also select (``+``/``-``):
+  each pattern runs once over the buffer (multilog_select);
+* a line at a time, for scripts with ``e`` or ``=``, still written a
+  stretch at a time.
+
+Where a directory comes within reach of its size, the 1024-byte segments
+that might get there are replayed as the reference buffers them (1024-byte
+reads, a 512-byte output buffer per directory, LogDir.c_write), because
+where its rotation cuts a file depends on that buffering.
 """
 
 import errno
