@@ -206,6 +206,7 @@ ERRORS: dict[str, tuple[list[str], Prepare | None]] = {
     "status-file-missing-dir": (["=no/such", "./d"], None),
     "status-file-is-a-directory": (["=sub", "./d"], _dir("sub")),
     "second-dir-fails-after-first": (["./ok", "./f"], _file("f")),
+    "same-dir-twice": (["./d", "s5000", "./d"], None),
 }
 
 
