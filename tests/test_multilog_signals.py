@@ -1,11 +1,14 @@
 """multilog under signals, restarts and a full disk: what the reference does,
 and no line lost or duplicated (must-show items 3 and 4)."""
 
+import array
+import fcntl
 import os
 import re
 import shutil
 import signal
 import subprocess
+import termios
 import time
 from pathlib import Path
 
@@ -24,6 +27,13 @@ def settled(pid: int, sig: int = signal.SIGTERM) -> bool:
     fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
     pending = int(fields["SigPnd"], 16) | int(fields["ShdPnd"], 16)
     return fields["State"].split()[0] == "S" and not pending & 1 << (sig - 1)
+
+
+def unread(fd: int) -> int:
+    """Bytes waiting in the pipe fd is an end of."""
+    n = array.array("i", [0])
+    fcntl.ioctl(fd, termios.FIONREAD, n)
+    return n[0]
 
 
 def log_text(d: Path, harvested: Path | None = None) -> bytes:
@@ -248,3 +258,27 @@ def test_removed_directory_warns_like_reference(tmp: Path, procs: Procs) -> None
     assert lines[0] == (b"multilog: warning: unable to rename current to previous in directory"
                         b" ./log, pausing: file does not exist")
     assert lines[1] == lines[0]
+
+
+@pytest.mark.parametrize("script", [["t", "s16777215", "n10"], ["t", "-*", "+* *5*", "e"]],
+                         ids=["whole-reads", "per-line"])
+def test_memory_stays_small_while_logging(tmp: Path, procs: Procs, script: list[str]) -> None:
+    """Peak RSS after 40 MB through a pipe, read while multilog still runs."""
+    r, w = os.pipe()
+    p = procs.start([ours("multilog"), *script, "./log"], stdin=r, cwd=tmp,
+                    stderr=subprocess.DEVNULL)
+    os.close(r)
+    line = b"%09d " + b"x" * 90 + b"\n"
+    block = b"".join(line % i for i in range(10000))  # 1 MB
+    try:
+        for _ in range(40):
+            view = memoryview(block)
+            while view:
+                view = view[os.write(w, view):]
+        wait_for(lambda: unread(w) == 0 and settled(p.pid), what="input taken")
+        status = Path(f"/proc/{p.pid}/status").read_text()
+        hwm_kib = int(status.split("VmHWM:")[1].split()[0])
+        assert hwm_kib < 20 * 1024
+    finally:
+        os.close(w)
+    assert p.wait(timeout=30) == 0
