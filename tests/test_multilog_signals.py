@@ -1,5 +1,6 @@
-"""multilog under signals, restarts and a full disk: what the reference does,
-and no line lost or duplicated (must-show items 3 and 4)."""
+"""multilog under signals, restarts, a full disk and a removed directory:
+what the reference does, no line lost or duplicated (must-show items 3 and
+4), and its memory while logging."""
 
 import array
 import fcntl
