@@ -40,8 +40,9 @@ class Multilog:
         self.logs = logs
         self.t = script.timestamp
         self.per_line = script.per_line
-        # scripts that only select: a pattern runs once over a whole buffer
-        self.select_whole = all(a.kind in ("+", "-", "d") for a in script.actions)
+        # a pattern runs once over a whole buffer; not with two alerts, whose
+        # lines the reference interleaves
+        self.select_whole = sum(a.kind == "e" for a in script.actions) <= 1
         self.line_regexes = [multilog_select.line_regex(a.arg) if a.kind in ("+", "-") else None
                              for a in script.actions]
         too_long = MATCH_LIMIT - (len(stamp()) + 1 if self.t else 0)
@@ -265,13 +266,30 @@ class Multilog:
             else:
                 buf = (b"\n" + st + body.replace(b"\n", b"\n" + st))[:len(body) + 1 + len(st)
                                                                   * body.count(b"\n")]
-                sels = multilog_select.select(self.script.actions, self.line_regexes, buf)
-                for out, sel in zip(outs, sels):
-                    out += multilog_select.pieces(sel, buf)
+                self.select_buffer(buf, outs)
         if max(head, last) < len(data):
             for out, part in zip(outs, self.gather(data[max(head, last):], st)):
                 out += part
         return outs
+
+    def select_buffer(self, buf: bytes, outs: list[list[bytes | memoryview]]) -> None:
+        sels = multilog_select.select(self.script.actions, self.line_regexes, buf)
+        taps = [a for a in self.script.actions if a.kind in multilog_select.TAPS]
+        outs_left = iter(outs)
+        for a, sel in zip(taps, sels):
+            if a.kind == "d":
+                next(outs_left).extend(multilog_select.pieces(sel, buf))
+            elif a.kind == "e":
+                alert = memoryview(multilog_select.alerts(sel, buf))
+                try:
+                    while alert:
+                        alert = alert[os.write(2, alert):]
+                except OSError:
+                    pass
+            else:
+                line = multilog_select.last_line(sel, buf)
+                if line is not None:
+                    self.status(a.fd, a.arg, line)
 
     def gather(self, data: bytes, st: bytes) -> list[list[bytes | memoryview]]:
         """What each directory gets of data, with the script run per line."""

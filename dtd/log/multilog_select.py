@@ -13,9 +13,11 @@ look at, come here; the caller handles the rest line by line.
 
 import re
 
-from dtd.log.multilog_script import Action
+from dtd.log.multilog_script import ALERT_LIMIT, Action
 
-ALL = "*"  # the pattern that matches every line
+TAPS = ("d", "e", "=")  # the actions that use the selection
+# a selected line longer than ALERT_LIMIT, after the newline before it
+_LONG_ALERT = re.compile(b"\n([^\n]{%d})[^\n]+" % ALERT_LIMIT)
 
 
 def line_regex(pattern: bytes) -> "re.Pattern[bytes] | None":
@@ -60,13 +62,13 @@ class Selection:
 
 def select(actions: list[Action], regexes: list["re.Pattern[bytes] | None"], buf: bytes
            ) -> list[Selection]:
-    """The selection of each directory action, in order, for every line of
-    buf (which starts and ends with a newline); lines are known by where
-    they start."""
+    """The selection at each directory, ``e`` and ``=`` action, in order,
+    for every line of buf (which starts and ends with a newline); lines are
+    known by where they start."""
     sel = Selection()
     out: list[Selection] = []
     for a, rx in zip(actions, regexes):
-        if a.kind == "d":
+        if a.kind in TAPS:
             copy = Selection()
             copy.taken, copy.lines = sel.taken, set(sel.lines)
             out.append(copy)
@@ -104,3 +106,29 @@ def pieces(sel: Selection, buf: bytes) -> list[bytes | memoryview]:
     if not sel.taken and pos < len(buf):
         out.append(view[pos:])
     return out
+
+
+def alerts(sel: Selection, buf: bytes) -> bytes:
+    """What ``e`` prints for the lines sel takes: each cut to 200 bytes
+    and ``...`` when longer."""
+    text = b"\n" + b"".join(pieces(sel, buf))
+    return _LONG_ALERT.sub(b"\n\\1...", text)[1:]
+
+
+def last_line(sel: Selection, buf: bytes) -> bytes | None:
+    """The last line sel takes, without its newline: what an ``=`` file
+    holds after the buffer."""
+    if sel.taken:
+        if not sel.lines:
+            return None
+        start = max(sel.lines)
+    else:
+        end = len(buf) - 1
+        while True:
+            start = buf.rfind(b"\n", 0, end) + 1
+            if not start:
+                return None
+            if start not in sel.lines:
+                break
+            end = start - 1
+    return buf[start:buf.index(b"\n", start)]
