@@ -121,6 +121,13 @@ def test_selection_over_whole_buffers(tmp: Path, stamp: list[str]) -> None:
                "+*", "-* *3", "s100000", "./c"], data)
 
 
+@pytest.mark.parametrize("stamp", [[], ["t"]], ids=["plain", "stamped"])
+def test_alerts_and_status_over_whole_buffers(tmp: Path, stamp: list[str]) -> None:
+    """Short lines, some longer than an alert: e and =file a buffer at a time."""
+    data = b"".join(b"%d %s\n" % (i, b"y" * (i % 450)) for i in range(20000))
+    both(tmp, [*stamp, "-* *7*", "e", "=st", "./a", "+*", "=all", "./b"], data)
+
+
 def test_long_lines_without_newline_rotate_at_size(tmp: Path) -> None:
     both(tmp, ["s4096", "n5", "./main"], b"x" * 30000)
 
