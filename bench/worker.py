@@ -76,7 +76,7 @@ def stop(impl: Impl, quick: bool, first: bool) -> dict[str, list[float]]:
         dirs = [rig.service(f"s{i}") for i in range(min(n, ROUND_ROBIN))]
         rig.start_workers(dirs)
         up = {d.name: rig.ann.wait(d.name) for d in dirs}
-        out: dict[str, list[float]] = {"stop": []}
+        out: dict[str, list[float]] = {"stop": [], "start": []}
         # Turn about: through the client, then by writing the control byte
         # ourselves, which leaves the supervisor's own share.
         direct = "control" in impl.fifos
@@ -93,8 +93,12 @@ def stop(impl: Impl, quick: bool, first: bool) -> dict[str, list[float]]:
             else:
                 out["stop_direct"].append(ms(rig.control_until_gone(d, b"d", pid)))
             time.sleep(GAP)
+            # The start back up is a figure too: the service has been up
+            # long enough that no supervisor holds it back.
+            t0 = time.perf_counter()
             rig.client(impl.argv(impl.svc_up, d))
             up[d.name] = rig.ann.wait(d.name)
+            out["start"].append(ms(up[d.name][0] - t0))
     return out
 
 
