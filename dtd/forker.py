@@ -24,6 +24,10 @@ from dtd import diag, supervise
 from dtd.proctitle import set_title
 
 MAX_REQUEST = 65536
+# children waiting for a request at any time: a burst of new services (200
+# at start-up) is served without waiting for a fork each; each waiting child
+# costs about 0.5 MiB PSS
+WAITING = 4
 REPLY_TIMEOUT = 5.0
 
 
@@ -56,7 +60,7 @@ def become_worker(scandir: str, name: str, log: bool, pipe: int | None) -> None:
 
 
 def serve(sock: socket.socket) -> int:
-    """Fork a waiting child, let it take the next request, fork the next.
+    """Keep children waiting for requests; fork a new one as each is taken.
 
     The child, not this process, receives the request and answers with its
     own pid, so that after each fork this process writes next to nothing:
@@ -71,18 +75,24 @@ def serve(sock: socket.socket) -> int:
     taken_r, taken_w = os.pipe2(os.O_CLOEXEC)
     import gc
     gc.freeze()  # what exists now stays in pages shared with the workers
+    waiting = 0
     while True:
-        try:
-            pid = os.fork()
-        except OSError:
-            # no process to be had now: the root's request waits meanwhile
-            time.sleep(1)
-            continue
-        if pid == 0:
-            os.close(taken_r)
-            take_request(sock, taken_w)
+        while waiting < WAITING:
+            try:
+                pid = os.fork()
+            except OSError:
+                if waiting:
+                    break
+                # no process to be had now: the root's request waits meanwhile
+                time.sleep(1)
+                continue
+            if pid == 0:
+                os.close(taken_r)
+                take_request(sock, taken_w)
+            waiting += 1
         if os.read(taken_r, 1) != b"w":
             return 0  # the root is gone
+        waiting -= 1
 
 
 def take_request(sock: socket.socket, taken: int) -> None:

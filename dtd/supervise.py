@@ -90,6 +90,7 @@ class Worker:
         self.pidfd = -1
         self.last_start = -MIN_INTERVAL
         self.pending = False  # a start is due at last_start + MIN_INTERVAL
+        self.env = dict(os.environ)  # converted once, not at every start
 
     # -- set-up, in supervise.c's order, with its messages ------------------
 
@@ -127,9 +128,14 @@ class Worker:
                                           | os.O_CLOEXEC)
         except OSError as e:
             diag.fatal(PROG, "unable to write ", d, "/supervise/control: ", diag.reason(e))
-        if not self.adopt():
+        if self.adopt():
+            self.announce()
+        elif self.st.want == WANT_DOWN:
             self.pidchange()
-        self.announce()
+            self.announce()
+        else:
+            # about to start: the start writes the record, once
+            self.trystart()
         _fifo(status.OK)
         try:
             self.fdok = os.open(status.OK, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -199,33 +205,25 @@ class Worker:
             self.pending = True
             return
         self.pending = False
-        try:
-            pid = os.fork()
-        except OSError as e:
-            diag.warn(PROG, "unable to fork for ", self.dir, ", sleeping 60 seconds: ",
-                      diag.reason(e))
-            self.last_start = now + 60 - MIN_INTERVAL
-            self.pending = True
-            return
-        if pid == 0:
-            self.exec_run()
         self.last_start = now
+        try:
+            # vfork and exec: no copy of this process's page tables, no
+            # copy-on-write faults while the child gets to exec
+            pid = os.posix_spawn("./run", ["./run"], self.env,
+                                 setsigdef=_CHILD_DEFAULTS, setsigmask=())
+        except OSError as e:
+            # daemontools' child says this and exits 111; the start counts
+            diag.say(PROG, ": fatal: unable to start ", self.dir, "/run: ", diag.reason(e))
+            self.st.pid = 0
+            self.pidchange()
+            self.announce()
+            self.pending = self.st.want == WANT_UP and not self.exiting
+            return
         self.child = True
         self.st.pid = pid
         self.st.paused = False
         self.pidchange()
         self.announce()
-
-    def exec_run(self) -> None:
-        try:
-            for sig in _CHILD_DEFAULTS:
-                _signal.signal(sig, _SIG_DFL)
-            _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
-            os.execv("./run", ["./run"])
-        except OSError as e:
-            diag.say(PROG, ": fatal: unable to start ", self.dir, "/run: ", diag.reason(e))
-        finally:
-            os._exit(diag.EXIT_TEMP)
 
     def exited(self) -> None:
         if self.pidfd >= 0:
@@ -310,8 +308,6 @@ class Worker:
         poller.register(wake_r, select.POLLIN)
         poller.register(self.fdcontrol, select.POLLIN)
         watched = -1
-        if self.st.pid == 0 and self.st.want != WANT_DOWN:
-            self.trystart()
         while True:
             if self.exiting and not self.st.pid:
                 self.announce()
