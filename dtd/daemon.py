@@ -1,396 +1,20 @@
-"""dtd: the root daemon, svscan(8) with instant pickup and a memory.
+"""dtd: the root daemon (``dtd [--scan DIR] ...``); svscan is its other face.
 
-The root scans a directory, forks one ``supervise`` worker per service and
-one per ``log/`` subdirectory, and holds both ends of each service-to-logger
-pipe for the life of the pair, so no line is lost while either side
-restarts. New entries are noticed through inotify; a full rescan every five
-seconds, as svscan does, is the safety net.
-
-It keeps no state that the files cannot give back: a root that is killed and
-started again finds each running worker through its lock (/proc/locks names
-the holder), watches it through a pidfd instead of starting a second one,
-and reopens the pair's pipe through /proc/PID/fd of a process that still
-holds an end (each worker keeps its own end, as supervise does under svscan).
+This module is the command: options, the pidfile, detaching, the transports
+(HTTP on a Unix socket, D-Bus), telling systemd it is ready. The supervision
+itself is dtd.root.
 """
 
-import argparse
-import asyncio
-import ctypes
 import errno
 import fcntl
 import os
-import resource
-import signal
+import socket
 import stat
 import sys
-import time
 
-from dtd import diag, scan, status
-from dtd.forker import Forker
-from dtd.proctitle import set_title
-from dtd import inotify as ino
+from dtd import diag
 
-RESCAN = 5.0  # seconds between full rescans, as svscan
-RESPAWN = 1.0  # at most one new worker per directory per second
 STOP_TIMEOUT = 10.0
-TITLE_ERRORS = 400  # characters of recent errors in the process title
-PR_SET_CHILD_SUBREAPER = 36
-
-
-class Side:
-    """One supervised directory: a service, or its log."""
-
-    __slots__ = ("path", "pid", "pidfd", "spawned", "timer")
-
-    def __init__(self, path: str) -> None:
-        self.path = path  # relative to the scan directory
-        self.pid = 0
-        self.pidfd = -1
-        self.spawned = -RESPAWN
-        self.timer: asyncio.TimerHandle | None = None
-
-
-class Service:
-    __slots__ = ("name", "key", "main", "log", "pipe", "active")
-
-    def __init__(self, name: str, key: tuple[int, int], log: bool) -> None:
-        self.name = name
-        self.key = key
-        self.main = Side(name)
-        self.log = Side(os.path.join(name, "log")) if log else None
-        self.pipe: tuple[int, int] | None = None  # (read end, write end)
-        self.active = True
-
-    def sides(self) -> list[Side]:
-        return [self.main] if self.log is None else [self.main, self.log]
-
-
-def _reopen_pipe(pid: int, fd: int) -> tuple[int, int] | None:
-    """Both ends of the pipe that process pid has as descriptor fd.
-
-    Linux opens the pipe itself, not a copy, through /proc/PID/fd/N, in
-    whichever direction is asked for.
-    """
-    path = f"/proc/{pid}/fd/{fd}"
-    try:
-        if not os.readlink(path).startswith("pipe:"):
-            return None
-        r = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        w = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        os.close(r)
-        return None
-    # the ends are handed to workers' children: they must block as pipes do
-    os.set_blocking(r, True)
-    os.set_blocking(w, True)
-    return r, w
-
-
-def _set_subreaper() -> None:
-    """Orphans of a killed worker (its ./run) become our children, so that
-    they are reaped here while a new worker watches them."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
-
-
-class Root:
-    def __init__(self, scandir: str, prog: str = "dtd", stop_timeout: float = STOP_TIMEOUT) -> None:
-        self.scandir = os.path.abspath(scandir)
-        self.prog = prog
-        self.stop_timeout = stop_timeout
-        self.services: dict[tuple[int, int], Service] = {}
-        self.waiting: dict[int, str] = {}  # inotify watch -> entry without a runnable run yet
-        self.notify: ino.Inotify | None = None
-        self.wd: int | None = None
-        self.errors = ""
-        self.stopping = False
-        self.rescan_pending = False
-        self.done: asyncio.Future[int] | None = None
-        self.forker = Forker()
-
-    # -- diagnostics: stderr and, as readproctitle shows svscan's, the title --
-
-    def warn(self, *parts: str) -> None:
-        diag.warn(self.prog, *parts)
-        self.errors = (self.errors + " " + "".join(parts).replace("\n", " "))[-TITLE_ERRORS:]
-        self.show_title()
-
-    def show_title(self) -> None:
-        set_title(f"{self.prog} {self.scandir}:{self.errors}", self.prog)
-
-    # -- running --------------------------------------------------------------
-
-    async def run(self) -> int:
-        loop = asyncio.get_running_loop()
-        self.done = loop.create_future()
-        _set_subreaper()
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if soft < hard:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        self.show_title()
-        loop.add_signal_handler(signal.SIGCHLD, self.reap)
-        loop.add_signal_handler(signal.SIGHUP, self.rescan_soon)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.stop)
-        try:
-            self.notify = ino.Inotify()
-            loop.add_reader(self.notify.fd, self.on_inotify)
-        except OSError as e:
-            self.warn("unable to watch ", self.scandir, ": ", diag.reason(e),
-                      "; rescanning every 5 seconds only")
-        self.rescan(force=True)
-        self.tick()
-        return await self.done
-
-    def tick(self) -> None:
-        if self.stopping:
-            return
-        self.rescan(force=True)
-        asyncio.get_running_loop().call_later(RESCAN, self.tick)
-
-    def watch_scandir(self) -> None:
-        if self.notify is None or self.wd is not None:
-            return
-        mask = (ino.IN_CREATE | ino.IN_MOVED_TO | ino.IN_DELETE | ino.IN_MOVED_FROM
-                | ino.IN_ONLYDIR | ino.IN_DELETE_SELF | ino.IN_MOVE_SELF)
-        try:
-            self.wd = self.notify.add_watch(self.scandir, mask)
-        except OSError:
-            self.wd = None
-
-    def on_inotify(self) -> None:
-        assert self.notify is not None
-        for wd, mask, _ in self.notify.read():
-            if wd == self.wd and mask & (ino.IN_DELETE_SELF | ino.IN_MOVE_SELF | ino.IN_IGNORED):
-                self.wd = None
-            if mask & ino.IN_IGNORED:
-                self.waiting.pop(wd, None)
-        self.rescan_soon()
-
-    def rescan_soon(self) -> None:
-        if not self.rescan_pending and not self.stopping:
-            self.rescan_pending = True
-            asyncio.get_running_loop().call_soon(self.rescan, False)
-
-    def rescan(self, force: bool = False) -> None:
-        """svscan's doit(): start what is new or not running, forget what is
-        gone and has no worker left. Without force, an entry whose run is not
-        yet executable is watched until it is (or until the next full scan)."""
-        self.rescan_pending = False
-        if self.stopping:
-            return
-        self.watch_scandir()
-        try:
-            entries, warnings = scan.scan(self.scandir)
-        except OSError as e:
-            self.warn("unable to read directory: ", diag.reason(e))
-            return
-        for w in warnings:
-            self.warn(w)
-        for svc in self.services.values():
-            svc.active = False
-        for entry in entries:
-            key = (entry.dev, entry.ino)
-            svc = self.services.get(key)
-            if svc is None:
-                if not force and not scan.runnable(self.scandir, entry.name):
-                    self.wait_for_run(entry.name)
-                    continue
-                svc = Service(entry.name, key, scan.has_log(self.scandir, entry.name))
-                self.services[key] = svc
-            if svc.name != entry.name:  # renamed: the same inode, the same service
-                svc.name = entry.name
-                svc.main.path = entry.name
-                if svc.log is not None:
-                    svc.log.path = os.path.join(entry.name, "log")
-            svc.active = True
-            self.ensure(svc)
-        for key, svc in list(self.services.items()):
-            if not svc.active and all(s.pid == 0 for s in svc.sides()):
-                self.forget(svc)
-
-    def wait_for_run(self, name: str) -> None:
-        if self.notify is None or name in self.waiting.values():
-            return
-        mask = ino.IN_CREATE | ino.IN_MOVED_TO | ino.IN_ATTRIB | ino.IN_CLOSE_WRITE | ino.IN_ONLYDIR
-        try:
-            self.waiting[self.notify.add_watch(os.path.join(self.scandir, name), mask)] = name
-        except OSError:
-            pass
-
-    def forget(self, svc: Service) -> None:
-        del self.services[svc.key]
-        self.close_pipe(svc)
-        for side in svc.sides():
-            if side.timer:
-                side.timer.cancel()
-
-    def close_pipe(self, svc: Service) -> None:
-        if svc.pipe:
-            for fd in svc.pipe:
-                os.close(fd)
-            svc.pipe = None
-
-    # -- workers --------------------------------------------------------------
-
-    def ensure(self, svc: Service) -> None:
-        """Every side of svc has a worker: adopted if one runs, else forked."""
-        if svc.log is not None and svc.pipe is None:
-            svc.pipe = self.recover_pipe(svc)
-        for side in svc.sides():
-            if side.pid == 0 and side.timer is None:
-                self.adopt(svc, side) or self.spawn(svc, side)
-        if svc.log is not None and svc.pipe is None:
-            svc.pipe = os.pipe2(os.O_CLOEXEC)
-
-    def recover_pipe(self, svc: Service) -> tuple[int, int] | None:
-        """The pipe of a pair that outlived the previous root, if any process
-        of the pair still holds it: a worker or its ./run."""
-        assert svc.log is not None
-        candidates: list[tuple[int, int]] = []
-        for side, fd in ((svc.main, 1), (svc.log, 0)):
-            path = os.path.join(self.scandir, side.path)
-            owner = status.lock_owner(path)
-            if owner:
-                candidates.append((owner, fd))
-            try:
-                st = status.read(path)
-            except OSError:
-                st = None
-            if st is not None and st.pid:
-                candidates.append((st.pid, fd))
-        for pid, fd in candidates:
-            pipe = _reopen_pipe(pid, fd)
-            if pipe:
-                return pipe
-        return None
-
-    def adopt(self, svc: Service, side: Side) -> bool:
-        pid = status.lock_owner(os.path.join(self.scandir, side.path))
-        if not pid:
-            return False
-        try:
-            pidfd = os.pidfd_open(pid)
-        except OSError:
-            return False
-        self.track(svc, side, pid, pidfd)
-        return True
-
-    def spawn(self, svc: Service, side: Side) -> bool:
-        if svc.log is not None and svc.pipe is None:
-            svc.pipe = os.pipe2(os.O_CLOEXEC)
-        now = time.monotonic()
-        if now < side.spawned + RESPAWN:
-            side.timer = asyncio.get_running_loop().call_later(
-                side.spawned + RESPAWN - now, self.respawn, svc, side)
-            return False
-        side.spawned = now
-        pipe = None
-        if svc.pipe is not None:
-            pipe = svc.pipe[0] if side is svc.log else svc.pipe[1]
-        try:
-            pid = self.forker.spawn(self.scandir, svc.name, side is svc.log, pipe)
-            pidfd = os.pidfd_open(pid)
-        except OSError as e:
-            if e.errno != errno.ESRCH:
-                self.warn("unable to start supervise ", side.path, ": ", diag.reason(e))
-            # gone already, or no worker at all: try again in a second
-            side.timer = asyncio.get_running_loop().call_later(RESPAWN, self.respawn, svc, side)
-            return False
-        self.track(svc, side, pid, pidfd)
-        return True
-
-    def respawn(self, svc: Service, side: Side) -> None:
-        side.timer = None
-        if not self.stopping and self.services.get(svc.key) is svc and side.pid == 0:
-            self.spawn(svc, side)
-
-    def track(self, svc: Service, side: Side, pid: int, pidfd: int) -> None:
-        side.pid, side.pidfd = pid, pidfd
-        asyncio.get_running_loop().add_reader(pidfd, self.worker_gone, svc, side)
-
-    def worker_gone(self, svc: Service, side: Side) -> None:
-        asyncio.get_running_loop().remove_reader(side.pidfd)
-        os.close(side.pidfd)
-        side.pid, side.pidfd = 0, -1
-        self.reap()
-        if self.stopping:
-            self.stop_step()
-        elif svc.active and self.services.get(svc.key) is svc:
-            self.spawn(svc, side)
-        elif all(s.pid == 0 for s in svc.sides()):
-            self.forget(svc)
-
-    def reap(self) -> None:
-        """Collect every exited child: workers (watched by pidfd) and the
-        orphans that come to us as subreaper."""
-        while True:
-            try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-
-    # -- stopping: every service down, loggers drained, then exit -------------
-
-    def stop(self) -> None:
-        if self.stopping:
-            return
-        self.stopping = True
-        loop = asyncio.get_running_loop()
-        if self.notify is not None:
-            loop.remove_reader(self.notify.fd)
-        for svc in self.services.values():
-            for side in svc.sides():
-                if side.timer:
-                    side.timer.cancel()
-                    side.timer = None
-            self.control(svc.main, b"dx")
-        loop.call_later(self.stop_timeout, self.stop_late)
-        self.stop_step()
-
-    def stop_step(self) -> None:
-        """A logger is stopped by end of input, so that it writes all its
-        service said: once the service side is gone, the root closes its
-        ends and the logger, told to run once and exit, reads to the end."""
-        for svc in self.services.values():
-            if svc.log is not None and svc.main.pid == 0 and svc.pipe is not None:
-                self.control(svc.log, b"ox")
-                self.close_pipe(svc)
-        if all(s.pid == 0 for svc in self.services.values() for s in svc.sides()):
-            self.finish(0)
-
-    def stop_late(self) -> None:
-        for svc in self.services.values():
-            self.control(svc.main, b"kx")
-            if svc.log is not None:
-                self.control(svc.log, b"dx")
-        asyncio.get_running_loop().call_later(2.0, self.finish, 0)
-
-    def finish(self, code: int) -> None:
-        self.forker.stop()
-        if self.done is not None and not self.done.done():
-            self.done.set_result(code)
-
-    def control(self, side: Side, commands: bytes) -> None:
-        """Write commands into a worker's control FIFO, as svc does."""
-        path = os.path.join(self.scandir, side.path, status.CONTROL)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError:
-            return
-        try:
-            os.write(fd, commands)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
 
 
 class Pidfile:
@@ -419,12 +43,39 @@ class Pidfile:
             pass
 
 
-def serve(scandir: str, prog: str, stop_timeout: float = STOP_TIMEOUT) -> int:
+def notify_ready() -> None:
+    """``READY=1`` on $NOTIFY_SOCKET, for systemd's Type=notify."""
+    path = os.environ.pop("NOTIFY_SOCKET", "")
+    if not path:
+        return
+    if path.startswith("@"):
+        path = "\0" + path[1:]  # an abstract socket
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+            s.sendto(b"READY=1\nMAINPID=%d\n" % os.getpid(), path)
+    except OSError:
+        pass
+
+
+def serve(scandir: str, prog: str, stop_timeout: float = STOP_TIMEOUT,
+          adapters: "list[object] | None" = None) -> int:
     try:
         os.chdir(scandir)
     except OSError as e:
         diag.fatal(prog, "unable to chdir to ", scandir, ": ", diag.reason(e))
-    return asyncio.run(Root(scandir, prog, stop_timeout).run())
+    # the forker boots (a fresh interpreter) while we import asyncio
+    from dtd.forker import Forker
+
+    forker = Forker()
+    forker.start()
+    import asyncio
+
+    from dtd.root import Root
+
+    root = Root(scandir, prog, stop_timeout, forker)
+    root.adapters = list(adapters or [])  # type: ignore[arg-type]
+    root.on_ready = notify_ready
+    return asyncio.run(root.run())
 
 
 def _default_runtime_dir() -> str:
@@ -444,6 +95,8 @@ def _kept(stream: "object") -> "object | None":
 
 
 def main(argv: list[str] | None = None) -> int:
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="dtd", description="Supervise every service directory in a scan directory.")
     parser.add_argument("--scan", default="/etc/service", metavar="DIR",
@@ -476,8 +129,11 @@ def main(argv: list[str] | None = None) -> int:
         context.open()
     if pidfile:
         pidfile.write()
+    # the transports: each is built here from its options and started by
+    # the root once the first scan is done
+    adapters: list[object] = []
     try:
-        return serve(scandir, "dtd", args.stop_timeout)
+        return serve(scandir, "dtd", args.stop_timeout, adapters)
     finally:
         if pidfile:
             pidfile.remove()

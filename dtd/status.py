@@ -163,6 +163,18 @@ def supervise_running(directory: str | None = None) -> bool:
     return True
 
 
+def send(directory: str, commands: bytes) -> None:
+    """Write control bytes into DIR/supervise/control, as svc does.
+
+    Raises OSError; ENXIO means no supervise reads the FIFO.
+    """
+    fd = os.open(_path(directory, CONTROL), os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        os.write(fd, commands)
+    finally:
+        os.close(fd)
+
+
 def lock_owner(directory: str) -> int | None:
     """The pid holding DIR/supervise/lock, from /proc/locks, or None.
 

@@ -1,0 +1,474 @@
+"""The root's core: svscan(8) with instant pickup and a memory.
+
+The root scans a directory, has the forker fork one ``supervise`` worker per
+service and one per ``log/`` subdirectory, and holds both ends of each
+service-to-logger pipe for the life of the pair, so no line is lost while
+either side restarts. New entries are noticed through inotify; a full rescan
+every five seconds, as svscan does, is the safety net.
+
+It keeps no state that the files cannot give back: a root that is killed and
+started again finds each running worker through its lock (/proc/locks names
+the holder), watches it through a pidfd instead of starting a second one,
+and reopens the pair's pipe through /proc/PID/fd of a process that still
+holds an end (each worker keeps its own end, as supervise does under svscan).
+
+What the APIs show comes from the status files too: the root watches each
+``supervise/`` directory and feeds every new status record to the model.
+"""
+
+import asyncio
+import ctypes
+import errno
+import os
+import resource
+import signal
+import time
+from typing import Callable, Protocol
+
+from dtd import diag, scan, status
+from dtd import inotify as ino
+from dtd.forker import Forker
+from dtd.model import Model
+from dtd.proctitle import set_title
+
+
+class Adapter(Protocol):
+    """A transport (the socket API, the bus) living in the root's loop."""
+
+    async def start(self, root: "Root") -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+RESCAN = 5.0  # seconds between full rescans, as svscan
+RESPAWN = 1.0  # at most one new worker per directory per second
+STOP_TIMEOUT = 10.0
+TITLE_ERRORS = 400  # characters of recent errors in the process title
+PR_SET_CHILD_SUBREAPER = 36
+
+
+class Side:
+    """One supervised directory: a service, or its log."""
+
+    __slots__ = ("path", "pid", "pidfd", "spawned", "timer")
+
+    def __init__(self, path: str) -> None:
+        self.path = path  # relative to the scan directory
+        self.pid = 0
+        self.pidfd = -1
+        self.spawned = -RESPAWN
+        self.timer: asyncio.TimerHandle | None = None
+
+
+class Service:
+    __slots__ = ("name", "key", "main", "log", "pipe", "active")
+
+    def __init__(self, name: str, key: tuple[int, int], log: bool) -> None:
+        self.name = name
+        self.key = key
+        self.main = Side(name)
+        self.log = Side(os.path.join(name, "log")) if log else None
+        self.pipe: tuple[int, int] | None = None  # (read end, write end)
+        self.active = True
+
+    def sides(self) -> list[Side]:
+        return [self.main] if self.log is None else [self.main, self.log]
+
+
+def _reopen_pipe(pid: int, fd: int) -> tuple[int, int] | None:
+    """Both ends of the pipe that process pid has as descriptor fd.
+
+    Linux opens the pipe itself, not a copy, through /proc/PID/fd/N, in
+    whichever direction is asked for.
+    """
+    path = f"/proc/{pid}/fd/{fd}"
+    try:
+        if not os.readlink(path).startswith("pipe:"):
+            return None
+        r = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        w = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        os.close(r)
+        return None
+    # the ends are handed to workers' children: they must block as pipes do
+    os.set_blocking(r, True)
+    os.set_blocking(w, True)
+    return r, w
+
+
+def _set_subreaper() -> None:
+    """Orphans of a killed worker (its ./run) become our children, so that
+    they are reaped here while a new worker watches them."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+class Root:
+    def __init__(self, scandir: str, prog: str = "dtd", stop_timeout: float = STOP_TIMEOUT,
+                 forker: Forker | None = None) -> None:
+        self.scandir = os.path.abspath(scandir)
+        self.prog = prog
+        self.stop_timeout = stop_timeout
+        self.services: dict[tuple[int, int], Service] = {}
+        self.waiting: dict[int, str] = {}  # inotify watch -> entry without a runnable run yet
+        self.notify: ino.Inotify | None = None
+        self.wd: int | None = None
+        self.errors = ""
+        self.stopping = False
+        self.rescan_pending = False
+        self.done: asyncio.Future[int] | None = None
+        self.forker = forker or Forker()
+        self.model = Model(self.scandir)
+        self.adapters: list[Adapter] = []
+        self.on_ready: Callable[[], None] | None = None
+        self.status_watches: dict[int, tuple[Service, Side]] = {}
+
+    # -- diagnostics: stderr and, as readproctitle shows svscan's, the title --
+
+    def warn(self, *parts: str) -> None:
+        diag.warn(self.prog, *parts)
+        self.errors = (self.errors + " " + "".join(parts).replace("\n", " "))[-TITLE_ERRORS:]
+        self.show_title()
+
+    def show_title(self) -> None:
+        set_title(f"{self.prog} {self.scandir}:{self.errors}", self.prog)
+
+    # -- running --------------------------------------------------------------
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        self.done = loop.create_future()
+        _set_subreaper()
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        self.show_title()
+        loop.add_signal_handler(signal.SIGCHLD, self.reap)
+        loop.add_signal_handler(signal.SIGHUP, self.rescan_soon)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+        try:
+            self.notify = ino.Inotify()
+            loop.add_reader(self.notify.fd, self.on_inotify)
+        except OSError as e:
+            self.warn("unable to watch ", self.scandir, ": ", diag.reason(e),
+                      "; rescanning every 5 seconds only")
+        self.rescan(force=True)
+        for adapter in self.adapters:
+            try:
+                await adapter.start(self)
+            except Exception as e:  # a transport that cannot start is not fatal
+                self.warn("unable to start ", type(adapter).__name__, ": ", str(e))
+        if self.on_ready is not None:
+            self.on_ready()
+        self.tick()
+        code = await self.done
+        for adapter in self.adapters:
+            try:
+                await adapter.stop()
+            except Exception:
+                pass
+        return code
+
+    def tick(self) -> None:
+        if self.stopping:
+            return
+        self.rescan(force=True)
+        # what inotify cannot tell: a down file made or removed
+        for svc in list(self.services.values()):
+            for side in svc.sides():
+                self.refresh(svc, side)
+        asyncio.get_running_loop().call_later(RESCAN, self.tick)
+
+    def watch_scandir(self) -> None:
+        if self.notify is None or self.wd is not None:
+            return
+        mask = (ino.IN_CREATE | ino.IN_MOVED_TO | ino.IN_DELETE | ino.IN_MOVED_FROM
+                | ino.IN_ONLYDIR | ino.IN_DELETE_SELF | ino.IN_MOVE_SELF)
+        try:
+            self.wd = self.notify.add_watch(self.scandir, mask)
+        except OSError:
+            self.wd = None
+
+    def on_inotify(self) -> None:
+        assert self.notify is not None
+        scan_needed = False
+        for wd, mask, name in self.notify.read():
+            watched = self.status_watches.get(wd)
+            if watched is not None:
+                if mask & ino.IN_IGNORED:
+                    del self.status_watches[wd]
+                elif name == "status":
+                    self.refresh(*watched)
+                continue
+            if wd == self.wd and mask & (ino.IN_DELETE_SELF | ino.IN_MOVE_SELF | ino.IN_IGNORED):
+                self.wd = None
+            if mask & ino.IN_IGNORED:
+                self.waiting.pop(wd, None)
+            scan_needed = True
+        if scan_needed:
+            self.rescan_soon()
+
+    # -- the model: what the status files say --------------------------------
+
+    def watch_status(self, svc: Service, side: Side) -> None:
+        """Follow side's status record: supervise renames status.new over it
+        at every change. The directory is made here if the worker has not
+        made it yet, as it would (mode 0700), so the watch is never late."""
+        if self.notify is None:
+            return
+        path = os.path.join(self.scandir, side.path, status.DIR)
+        try:
+            os.mkdir(path, 0o700)
+        except OSError:
+            pass
+        try:
+            wd = self.notify.add_watch(path, ino.IN_MOVED_TO | ino.IN_ONLYDIR)
+        except OSError:
+            return
+        self.status_watches[wd] = (svc, side)
+
+    def refresh(self, svc: Service, side: Side) -> None:
+        directory = os.path.join(self.scandir, side.path)
+        try:
+            st = status.read(directory)
+        except OSError:
+            st = None
+        normally_up = not os.path.exists(os.path.join(directory, status.DOWN))
+        self.model.update(side.path, directory, st, normally_up, side.pid != 0)
+
+    def send(self, name: str, commands: bytes) -> None:
+        """Control bytes for a service, by name, as svc writes them.
+
+        Raises KeyError for an unknown name and OSError (ENXIO when no
+        supervise runs) when the control FIFO cannot take them.
+        """
+        svc = self.model.get(name)
+        if svc is None:
+            raise KeyError(name)
+        status.send(svc.directory, commands)
+
+    def rescan_soon(self) -> None:
+        if not self.rescan_pending and not self.stopping:
+            self.rescan_pending = True
+            asyncio.get_running_loop().call_soon(self.rescan, False)
+
+    def rescan(self, force: bool = False) -> None:
+        """svscan's doit(): start what is new or not running, forget what is
+        gone and has no worker left. Without force, an entry whose run is not
+        yet executable is watched until it is (or until the next full scan)."""
+        self.rescan_pending = False
+        if self.stopping:
+            return
+        self.watch_scandir()
+        try:
+            entries, warnings = scan.scan(self.scandir)
+        except OSError as e:
+            self.warn("unable to read directory: ", diag.reason(e))
+            return
+        for w in warnings:
+            self.warn(w)
+        for svc in self.services.values():
+            svc.active = False
+        for entry in entries:
+            key = (entry.dev, entry.ino)
+            svc = self.services.get(key)
+            if svc is None:
+                if not force and not scan.runnable(self.scandir, entry.name):
+                    self.wait_for_run(entry.name)
+                    continue
+                svc = Service(entry.name, key, scan.has_log(self.scandir, entry.name))
+                self.services[key] = svc
+            if svc.name != entry.name:  # renamed: the same inode, the same service
+                for side in svc.sides():
+                    self.model.remove(side.path)
+                svc.name = entry.name
+                svc.main.path = entry.name
+                if svc.log is not None:
+                    svc.log.path = os.path.join(entry.name, "log")
+            svc.active = True
+            self.ensure(svc)
+        for key, svc in list(self.services.items()):
+            if not svc.active and all(s.pid == 0 for s in svc.sides()):
+                self.forget(svc)
+
+    def wait_for_run(self, name: str) -> None:
+        if self.notify is None or name in self.waiting.values():
+            return
+        mask = ino.IN_CREATE | ino.IN_MOVED_TO | ino.IN_ATTRIB | ino.IN_CLOSE_WRITE | ino.IN_ONLYDIR
+        try:
+            self.waiting[self.notify.add_watch(os.path.join(self.scandir, name), mask)] = name
+        except OSError:
+            pass
+
+    def forget(self, svc: Service) -> None:
+        del self.services[svc.key]
+        for side in svc.sides():
+            self.model.remove(side.path)
+        self.close_pipe(svc)
+        for side in svc.sides():
+            if side.timer:
+                side.timer.cancel()
+
+    def close_pipe(self, svc: Service) -> None:
+        if svc.pipe:
+            for fd in svc.pipe:
+                os.close(fd)
+            svc.pipe = None
+
+    # -- workers --------------------------------------------------------------
+
+    def ensure(self, svc: Service) -> None:
+        """Every side of svc has a worker: adopted if one runs, else forked."""
+        if svc.log is not None and svc.pipe is None:
+            svc.pipe = self.recover_pipe(svc)
+        for side in svc.sides():
+            if side.pid == 0 and side.timer is None:
+                self.adopt(svc, side) or self.spawn(svc, side)
+        if svc.log is not None and svc.pipe is None:
+            svc.pipe = os.pipe2(os.O_CLOEXEC)
+
+    def recover_pipe(self, svc: Service) -> tuple[int, int] | None:
+        """The pipe of a pair that outlived the previous root, if any process
+        of the pair still holds it: a worker or its ./run."""
+        assert svc.log is not None
+        candidates: list[tuple[int, int]] = []
+        for side, fd in ((svc.main, 1), (svc.log, 0)):
+            path = os.path.join(self.scandir, side.path)
+            owner = status.lock_owner(path)
+            if owner:
+                candidates.append((owner, fd))
+            try:
+                st = status.read(path)
+            except OSError:
+                st = None
+            if st is not None and st.pid:
+                candidates.append((st.pid, fd))
+        for pid, fd in candidates:
+            pipe = _reopen_pipe(pid, fd)
+            if pipe:
+                return pipe
+        return None
+
+    def adopt(self, svc: Service, side: Side) -> bool:
+        pid = status.lock_owner(os.path.join(self.scandir, side.path))
+        if not pid:
+            return False
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            return False
+        self.track(svc, side, pid, pidfd)
+        return True
+
+    def spawn(self, svc: Service, side: Side) -> bool:
+        if svc.log is not None and svc.pipe is None:
+            svc.pipe = os.pipe2(os.O_CLOEXEC)
+        now = time.monotonic()
+        if now < side.spawned + RESPAWN:
+            side.timer = asyncio.get_running_loop().call_later(
+                side.spawned + RESPAWN - now, self.respawn, svc, side)
+            return False
+        side.spawned = now
+        pipe = None
+        if svc.pipe is not None:
+            pipe = svc.pipe[0] if side is svc.log else svc.pipe[1]
+        try:
+            pid = self.forker.spawn(self.scandir, svc.name, side is svc.log, pipe)
+            pidfd = os.pidfd_open(pid)
+        except OSError as e:
+            if e.errno != errno.ESRCH:
+                self.warn("unable to start supervise ", side.path, ": ", diag.reason(e))
+            # gone already, or no worker at all: try again in a second
+            side.timer = asyncio.get_running_loop().call_later(RESPAWN, self.respawn, svc, side)
+            return False
+        self.track(svc, side, pid, pidfd)
+        return True
+
+    def respawn(self, svc: Service, side: Side) -> None:
+        side.timer = None
+        if not self.stopping and self.services.get(svc.key) is svc and side.pid == 0:
+            self.spawn(svc, side)
+
+    def track(self, svc: Service, side: Side, pid: int, pidfd: int) -> None:
+        side.pid, side.pidfd = pid, pidfd
+        asyncio.get_running_loop().add_reader(pidfd, self.worker_gone, svc, side)
+        self.watch_status(svc, side)
+        self.refresh(svc, side)
+
+    def worker_gone(self, svc: Service, side: Side) -> None:
+        asyncio.get_running_loop().remove_reader(side.pidfd)
+        os.close(side.pidfd)
+        side.pid, side.pidfd = 0, -1
+        self.reap()
+        self.refresh(svc, side)
+        if self.stopping:
+            self.stop_step()
+        elif svc.active and self.services.get(svc.key) is svc:
+            self.spawn(svc, side)
+        elif all(s.pid == 0 for s in svc.sides()):
+            self.forget(svc)
+
+    def reap(self) -> None:
+        """Collect every exited child: workers (watched by pidfd) and the
+        orphans that come to us as subreaper."""
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+
+    # -- stopping: every service down, loggers drained, then exit -------------
+
+    def stop(self) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        loop = asyncio.get_running_loop()
+        if self.notify is not None:
+            loop.remove_reader(self.notify.fd)
+        for svc in self.services.values():
+            for side in svc.sides():
+                if side.timer:
+                    side.timer.cancel()
+                    side.timer = None
+            self.control(svc.main, b"dx")
+        loop.call_later(self.stop_timeout, self.stop_late)
+        self.stop_step()
+
+    def stop_step(self) -> None:
+        """A logger is stopped by end of input, so that it writes all its
+        service said: once the service side is gone, the root closes its
+        ends and the logger, told to run once and exit, reads to the end."""
+        for svc in self.services.values():
+            if svc.log is not None and svc.main.pid == 0 and svc.pipe is not None:
+                self.control(svc.log, b"ox")
+                self.close_pipe(svc)
+        if all(s.pid == 0 for svc in self.services.values() for s in svc.sides()):
+            self.finish(0)
+
+    def stop_late(self) -> None:
+        for svc in self.services.values():
+            self.control(svc.main, b"kx")
+            if svc.log is not None:
+                self.control(svc.log, b"dx")
+        asyncio.get_running_loop().call_later(2.0, self.finish, 0)
+
+    def finish(self, code: int) -> None:
+        self.forker.stop()
+        if self.done is not None and not self.done.done():
+            self.done.set_result(code)
+
+    def control(self, side: Side, commands: bytes) -> None:
+        """Write commands into a worker's control FIFO, as svc does."""
+        try:
+            status.send(os.path.join(self.scandir, side.path), commands)
+        except OSError:
+            pass
