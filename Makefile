@@ -57,3 +57,40 @@ $(VENV)/.installed: pyproject.toml
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# make deb / make rpm: binary packages built with Debian's own tools from
+# the files git knows (a clean checkout's worth; files not yet committed
+# are taken too), into dist/. Each installs its build tools when missing.
+PKG_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+DEB_BUILD_DEBS := debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools dpkg-dev lintian
+RPM_BUILD_DEBS := rpm python3-build python3-installer python3-setuptools python3-wheel
+# Debian's interpreter and tools, not a virtualenv's or a version manager's.
+PKG_ENV := env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LC_ALL=C.UTF-8
+
+.PHONY: deb rpm pkg-tree
+
+pkg-tree:
+	rm -rf dist/src && mkdir -p dist/src/dtd-$(PKG_VERSION)
+	git ls-files -z -co --exclude-standard | \
+	  tar --null -T - --ignore-failed-read -cf - 2>/dev/null | tar -xf - -C dist/src/dtd-$(PKG_VERSION)
+
+deb: pkg-tree
+	$(MAKE) --no-print-directory debs DEBS="$(DEB_BUILD_DEBS)"
+	rm -rf dist/deb && mkdir -p dist/deb
+	mv dist/src/dtd-$(PKG_VERSION) dist/deb/
+	rm -rf dist/deb/dtd-$(PKG_VERSION)/debian
+	cp -rL packaging/debian dist/deb/dtd-$(PKG_VERSION)/debian
+	cd dist/deb/dtd-$(PKG_VERSION) && $(PKG_ENV) dpkg-buildpackage -b -us -uc
+	$(PKG_ENV) lintian --fail-on error dist/deb/dtd_$(PKG_VERSION)_all.deb
+	@ls -l dist/deb/*.deb
+
+rpm: pkg-tree
+	$(MAKE) --no-print-directory debs DEBS="$(RPM_BUILD_DEBS)"
+	rm -rf dist/rpm && mkdir -p dist/rpm/SOURCES
+	tar -C dist/src -czf dist/rpm/SOURCES/dtd-$(PKG_VERSION).tar.gz dtd-$(PKG_VERSION)
+	rm -rf dist/src
+	# --nodeps: the BuildRequires name Fedora's packages, unknown to the
+	# empty rpm database of a Debian machine.
+	$(PKG_ENV) rpmbuild -bb --nodeps --define "_topdir $$PWD/dist/rpm" \
+	  --define "version $(PKG_VERSION)" packaging/rpm/dtd.spec
+	@ls -l dist/rpm/RPMS/noarch/*.rpm
