@@ -179,10 +179,6 @@ class Root:
         if self.stopping:
             return
         self.rescan(force=True)
-        # what inotify cannot tell: a down file made or removed
-        for svc in list(self.services.values()):
-            for side in svc.sides():
-                self.refresh(svc, side)
         asyncio.get_running_loop().call_later(RESCAN, self.tick)
 
     def watch_scandir(self) -> None:
@@ -203,7 +199,7 @@ class Root:
             if watched is not None:
                 if mask & ino.IN_IGNORED:
                     del self.status_watches[wd]
-                elif name == "status":
+                elif name in ("status", status.DOWN):
                     self.refresh(*watched)
                 continue
             if wd == self.wd and mask & (ino.IN_DELETE_SELF | ino.IN_MOVE_SELF | ino.IN_IGNORED):
@@ -227,11 +223,15 @@ class Root:
             os.mkdir(path, 0o700)
         except OSError:
             pass
-        try:
-            wd = self.notify.add_watch(path, ino.IN_MOVED_TO | ino.IN_ONLYDIR)
-        except OSError:
-            return
-        self.status_watches[wd] = (svc, side)
+        # the status record, and the down file (normally up or not)
+        for watched, mask in ((path, ino.IN_MOVED_TO),
+                              (os.path.dirname(path), ino.IN_CREATE | ino.IN_DELETE
+                               | ino.IN_MOVED_TO | ino.IN_MOVED_FROM)):
+            try:
+                wd = self.notify.add_watch(watched, mask | ino.IN_ONLYDIR)
+            except OSError:
+                continue
+            self.status_watches[wd] = (svc, side)
 
     def refresh(self, svc: Service, side: Side) -> None:
         directory = os.path.join(self.scandir, side.path)
