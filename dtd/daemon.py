@@ -107,6 +107,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="locked pidfile (default RUNTIME_DIR/dtd.pid with --daemonize)")
     parser.add_argument("--stop-timeout", type=float, default=STOP_TIMEOUT, metavar="S",
                         help="on SIGTERM, how long services get to go down (default 10)")
+    parser.add_argument("--socket", metavar="PATH",
+                        help="the HTTP API's Unix socket (default RUNTIME_DIR/dtd.sock; none: no socket)")
+    parser.add_argument("--socket-mode", type=lambda m: int(m, 8), default=0o666, metavar="OCTAL",
+                        help="the socket's mode (default 0666: reading is open, control is checked)")
+    parser.add_argument("--socket-group", metavar="GROUP", help="the socket's group")
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:
@@ -119,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         pidfile = Pidfile(args.pidfile)
     scandir = os.path.abspath(args.scan)
     if args.daemonize:
-        import daemon  # python-daemon
+        import daemon  # type: ignore[import-untyped]  # python-daemon
 
         assert pidfile is not None
         context = daemon.DaemonContext(
@@ -132,6 +137,25 @@ def main(argv: list[str] | None = None) -> int:
     # the transports: each is built here from its options and started by
     # the root once the first scan is done
     adapters: list[object] = []
+    if args.socket != "none":
+        from dtd import api
+
+        path = os.path.abspath(args.socket or os.path.join(_default_runtime_dir(), "dtd.sock"))
+        try:
+            group = None if args.socket_group is None else api.parse_group(args.socket_group)
+            server = api.ApiServer(path, args.socket_mode, group)
+            server.bind()
+            adapters.append(server)
+        except KeyError:
+            diag.fatal("dtd", "unknown group ", args.socket_group, code=diag.EXIT_USAGE)
+        except api.InUse as e:
+            # the default socket is a convenience: a second dtd (another
+            # scan directory) still supervises without it
+            if args.socket:
+                diag.fatal("dtd", "unable to listen on ", str(e), ": another dtd is listening")
+            diag.warn("dtd", "another dtd is listening on ", str(e), "; no socket")
+        except OSError as e:
+            diag.fatal("dtd", "unable to listen on ", path, ": ", diag.reason(e))
     try:
         return serve(scandir, "dtd", args.stop_timeout, adapters)
     finally:
