@@ -45,7 +45,7 @@ class Inotify:
 
     def read(self) -> list[tuple[int, int, str]]:
         """Pending events as (watch, mask, name); empty when none."""
-        events = []
+        events: list[tuple[int, int, str]] = []
         while True:
             try:
                 data = os.read(self.fd, 65536)

@@ -273,17 +273,18 @@ class Root:
             return
         for w in warnings:
             self.warn(w)
-        for svc in self.services.values():
-            svc.active = False
+        for known in self.services.values():
+            known.active = False
         for entry in entries:
             key = (entry.dev, entry.ino)
-            svc = self.services.get(key)
-            if svc is None:
+            found = self.services.get(key)
+            if found is None:
                 if not force and not scan.runnable(self.scandir, entry.name):
                     self.wait_for_run(entry.name)
                     continue
-                svc = Service(entry.name, key, scan.has_log(self.scandir, entry.name))
-                self.services[key] = svc
+                found = Service(entry.name, key, scan.has_log(self.scandir, entry.name))
+                self.services[key] = found
+            svc = found
             if svc.name != entry.name:  # renamed: the same inode, the same service
                 for side in svc.sides():
                     self.model.remove(side.path)

@@ -20,7 +20,7 @@ import time
 # signal.py wraps these C functions to turn every number into an enum; in a
 # forked worker that touches dozens of shared objects, whose pages the kernel
 # then copies (measured with bench/worker_pages.py). Plain ints, C calls.
-import _signal
+import _signal  # type: ignore[import-not-found]
 
 from dtd import diag, status
 from dtd.status import STATE_DOWN, STATE_RUN, WANT_DOWN, WANT_ONCE, WANT_UP, Status
