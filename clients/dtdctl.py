@@ -1,0 +1,391 @@
+"""dtdctl: the client of dtd's socket API.
+
+    dtdctl [--socket PATH] [--scan DIR] status [NAME...] [--json]
+    dtdctl up|down|once|pause|cont|hup|alarm|int|term|kill|exit NAME...
+    dtdctl watch [--json]
+    dtdctl wait up|down NAME... [--timeout S]
+    dtdctl metrics [-o FILE]
+
+Exit codes: 0 done; 1 timed out, or not in the state asked; 100 usage or a
+request the daemon refused for good (no such service, not allowed); 111
+temporary (no daemon, a socket error, supervise not running).
+
+Without a daemon, ``status`` reads the status files under the scan
+directory instead (``--scan``, default /etc/service).
+
+HTTP is spoken here by hand, and only the little of it that dtd answers
+with: http.client imports the email package, about 20 ms, which alone is
+more than this client's whole start-up budget.
+"""
+
+import json
+import os
+import socket
+import sys
+import time
+
+from dtd import status
+from dtd.diag import EXIT_TEMP, EXIT_USAGE, reason
+
+# typing costs start-up time; mypy treats any name TYPE_CHECKING as true
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
+
+PROG = "dtdctl"
+VERBS = ("up", "down", "once", "pause", "cont", "hup", "alarm", "int", "term", "kill", "exit")
+LETTERS = dict(zip(VERBS, "udopchaitkx"))
+EXIT_NOT = 1
+
+Record = dict[str, "Any"]
+
+
+class Failed(Exception):
+    """A message for stderr and the exit code that goes with it."""
+
+    def __init__(self, message: str, code: int = EXIT_TEMP) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def default_socket() -> str:
+    if "DTD_SOCKET" in os.environ:
+        return os.environ["DTD_SOCKET"]
+    if os.getuid() == 0:
+        return "/run/dtd/dtd.sock"
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/dtd-{os.getuid()}"
+    return os.path.join(runtime, "dtd.sock")
+
+
+def _quote(name: str) -> str:
+    raw = name.encode("utf-8", "surrogateescape")
+    safe = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~"
+    return "".join(chr(b) if b in safe else "%%%02X" % b for b in raw)
+
+
+class Connection:
+    """One HTTP/1.1 connection to the daemon's socket."""
+
+    def __init__(self, path: str, timeout: float | None = 30.0) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        try:
+            self.sock.connect(path)
+        except OSError as e:
+            self.sock.close()
+            raise Failed(f"unable to connect to {path}: {reason(e)}") from e
+        self.file = self.sock.makefile("rb")
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
+
+    def send(self, method: str, target: str, body: bytes = b"") -> tuple[int, dict[str, str]]:
+        head = f"{method} {target} HTTP/1.1\r\nHost: dtd\r\n"
+        if body or method == "POST":
+            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        self.sock.sendall(head.encode() + b"\r\n" + body)
+        line = self.file.readline(65536)
+        parts = line.split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+            raise Failed(f"unable to talk to {self.path}: bad answer {line[:80]!r}")
+        headers: dict[str, str] = {}
+        while True:
+            line = self.file.readline(65536)
+            if line in (b"\r\n", b"\n", b""):
+                break
+            k, _, v = line.decode("latin-1").partition(":")
+            headers[k.strip().lower()] = v.strip()
+        self.chunked = headers.get("transfer-encoding", "").lower() == "chunked"
+        return int(parts[1]), headers
+
+    def body(self, headers: dict[str, str]) -> bytes:
+        if self.chunked:
+            return b"".join(iter(self.chunk, b""))
+        if "content-length" in headers:
+            return self.file.read(int(headers["content-length"]))
+        return self.file.read()
+
+    def chunk(self) -> bytes:
+        """The next chunk of a chunked body, b"" at its end."""
+        size = self.file.readline(1024)
+        if not size:
+            raise Failed(f"{self.path}: connection closed")
+        n = int(size.split(b";")[0], 16)
+        data = self.file.read(n + 2)[:n] if n else b""
+        if not n:
+            self.file.readline(1024)
+        return data
+
+    def call(self, method: str, target: str, body: bytes = b"") -> tuple[int, object]:
+        code, headers = self.send(method, target, body)
+        data = self.body(headers)
+        if headers.get("content-type", "").startswith("application/json"):
+            return code, json.loads(data)
+        return code, data
+
+
+def refusal(code: int, answer: object) -> Failed:
+    message = answer.get("error") if isinstance(answer, dict) else None
+    return Failed(str(message or f"status {code}"), EXIT_USAGE if 400 <= code < 500 else EXIT_TEMP)
+
+
+# -- status ------------------------------------------------------------------
+
+def from_files(scan: str, names: list[str]) -> list[Record]:
+    """What the status files say, for when no daemon answers."""
+    if not names:
+        try:
+            entries = sorted(e for e in os.listdir(scan) if not e.startswith("."))
+        except OSError as e:
+            raise Failed(f"unable to read {scan}: {reason(e)}") from e
+        for entry in entries:
+            if os.path.isdir(os.path.join(scan, entry)):
+                names.append(entry)
+                if os.path.isdir(os.path.join(scan, entry, "log")):
+                    names.append(entry + "/log")
+    out: list[Record] = []
+    for name in names:
+        d = os.path.join(scan, name)
+        try:
+            st = status.read(d)
+        except OSError:
+            st = None
+        running = False
+        try:
+            running = status.supervise_running(d)
+        except OSError:
+            pass
+        rec: Record = {"name": name, "directory": os.path.abspath(d), "state": "down", "pid": 0,
+                       "since": 0.0, "paused": False, "want": "up",
+                       "normally_up": not os.path.exists(os.path.join(d, "down")),
+                       "supervised": running}
+        if st is not None:
+            rec.update(state={1: "up", 2: "finish"}.get(st.state, "down") if st.pid or st.state else "down",
+                       pid=st.pid, since=st.since, paused=st.paused and bool(st.pid),
+                       want={ord("u"): "up", ord("d"): "down"}.get(st.want, "once"))
+        out.append(rec)
+    return out
+
+
+def describe(rec: Record, now: float) -> str:
+    """One human line: name, state, pid, for how long, and what is unusual."""
+    notes = []
+    if not rec.get("supervised", True):
+        notes.append("supervise not running")
+    if rec["paused"]:
+        notes.append("paused")
+    state = str(rec["state"])
+    if rec["want"] != ("up" if state == "up" else "down") and not (state != "up" and rec["want"] == "once"):
+        notes.append(f"want {rec['want']}")
+    if rec["normally_up"] != (state == "up"):
+        notes.append("normally " + ("up" if rec["normally_up"] else "down"))
+    since = float(rec["since"])
+    age = f"{max(0, int(now - since))}s" if since else "-"
+    pid = str(rec["pid"]) if rec["pid"] else "-"
+    return f"{rec['name']:<24} {state:<7} {pid:>8} {age:>9}  {', '.join(notes)}".rstrip()
+
+
+def cmd_status(sock: str, scan: str, names: list[str], as_json: bool) -> int:
+    try:
+        conn = Connection(sock)
+    except Failed:
+        records = from_files(scan, list(names))
+    else:
+        try:
+            if names:
+                records = []
+                for name in names:
+                    code, answer = conn.call("GET", "/v1/services/" + _quote(name))
+                    if code != 200:
+                        raise refusal(code, answer)
+                    records.append(answer)  # type: ignore[arg-type]
+            else:
+                code, answer = conn.call("GET", "/v1/services")
+                if code != 200:
+                    raise refusal(code, answer)
+                records = answer  # type: ignore[assignment]
+        finally:
+            conn.close()
+    if as_json:
+        sys.stdout.write(json.dumps(records, indent=1) + "\n")
+    else:
+        now = time.time()
+        lines = [f"{'NAME':<24} {'STATE':<7} {'PID':>8} {'SINCE':>9}  NOTES".rstrip()]
+        lines += [describe(r, now) for r in records]
+        sys.stdout.write("\n".join(lines) + "\n")
+    return 0
+
+
+# -- control, events, metrics ------------------------------------------------
+
+def cmd_control(sock: str, verb: str, names: list[str]) -> int:
+    conn = Connection(sock)
+    try:
+        body = json.dumps({"commands": LETTERS[verb]}).encode()
+        for name in names:
+            code, answer = conn.call("POST", f"/v1/services/{_quote(name)}/control", body)
+            if code != 202:
+                raise refusal(code, answer)
+    finally:
+        conn.close()
+    return 0
+
+
+def subscribe(sock: str) -> Connection:
+    """A connection following /v1/events; subscribed once this returns."""
+    conn = Connection(sock, None)
+    code, headers = conn.send("GET", "/v1/events")
+    if code != 200:
+        answer = json.loads(conn.body(headers) or b"{}")
+        conn.close()
+        raise refusal(code, answer)
+    return conn
+
+
+def events(conn: Connection) -> "Iterator[Record]":
+    pending = b""
+    while True:
+        data = conn.chunk()
+        if not data:
+            return
+        pending += data
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            if line:
+                yield json.loads(line)
+
+
+def cmd_watch(sock: str, as_json: bool) -> int:
+    conn = subscribe(sock)
+    try:
+        for ev in events(conn):
+            if as_json:
+                line = json.dumps(ev, separators=(",", ":"))
+            else:
+                svc = ev["service"]
+                pid = f" pid {svc['pid']}" if svc["pid"] else ""
+                line = (time.strftime("%Y-%m-%d %H:%M:%S ") + f"{svc['name']} {ev['event']}:"
+                        f" {svc['state']}{pid} want {svc['want']}" + (" paused" if svc["paused"] else ""))
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+    finally:
+        conn.close()
+    return 0
+
+
+def cmd_wait(sock: str, state: str, names: list[str], timeout: float | None) -> int:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    conn = subscribe(sock)  # first, so that no change falls between look and wait
+    try:
+        pending = set(names)
+        look = Connection(sock)
+        try:
+            for name in names:
+                code, answer = look.call("GET", "/v1/services/" + _quote(name))
+                if code == 200 and isinstance(answer, dict) and answer.get("state") == state:
+                    pending.discard(name)
+                elif code not in (200, 404):  # a service not there yet may come
+                    raise refusal(code, answer)
+        finally:
+            look.close()
+        stream = events(conn)
+        while pending:
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return EXIT_NOT
+                conn.sock.settimeout(left)
+            try:
+                ev = next(stream)
+            except (TimeoutError, socket.timeout):
+                return EXIT_NOT
+            except StopIteration:
+                raise Failed(f"{sock}: the daemon went away")
+            svc = ev["service"]
+            if svc["name"] in pending:
+                if svc["state"] == state and ev["event"] != "removed":
+                    pending.discard(svc["name"])
+    finally:
+        conn.close()
+    return 0
+
+
+def cmd_metrics(sock: str, out: str | None) -> int:
+    conn = Connection(sock)
+    try:
+        code, answer = conn.call("GET", "/metrics")
+    finally:
+        conn.close()
+    if code != 200 or not isinstance(answer, bytes):
+        raise refusal(code, answer)
+    if out is None:
+        sys.stdout.buffer.write(answer)
+        return 0
+    # the textfile collector may read at any moment: never a half file
+    tmp = f"{out}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(answer)
+        os.rename(tmp, out)
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise Failed(f"unable to write {out}: {reason(e)}") from e
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog=PROG, description="Ask dtd about services and control them.")
+    p.add_argument("--socket", default=None, metavar="PATH", help="dtd's socket")
+    p.add_argument("--scan", default="/etc/service", metavar="DIR",
+                   help="where status reads the files without a daemon (default /etc/service)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    s = sub.add_parser("status", help="one line per service")
+    s.add_argument("names", nargs="*", metavar="NAME")
+    s.add_argument("--json", action="store_true")
+    for verb in VERBS:
+        v = sub.add_parser(verb, help=f"svc -{LETTERS[verb]}")
+        v.add_argument("names", nargs="+", metavar="NAME")
+    w = sub.add_parser("watch", help="one line per change, as it happens")
+    w.add_argument("--json", action="store_true")
+    t = sub.add_parser("wait", help="until every NAME is up (or down)")
+    t.add_argument("state", choices=("up", "down"))
+    t.add_argument("names", nargs="+", metavar="NAME")
+    t.add_argument("--timeout", type=float, default=None, metavar="S")
+    m = sub.add_parser("metrics", help="Prometheus text format")
+    m.add_argument("-o", dest="out", metavar="FILE", help="written atomically")
+    try:
+        args = p.parse_args(argv)
+    except SystemExit as e:
+        return EXIT_USAGE if e.code else 0
+    sock = args.socket or default_socket()
+    try:
+        if args.command == "status":
+            return cmd_status(sock, args.scan, args.names, args.json)
+        if args.command in LETTERS:
+            return cmd_control(sock, args.command, args.names)
+        if args.command == "watch":
+            return cmd_watch(sock, args.json)
+        if args.command == "wait":
+            return cmd_wait(sock, args.state, args.names, args.timeout)
+        return cmd_metrics(sock, args.out)
+    except Failed as e:
+        sys.stderr.write(f"{PROG}: fatal: {e}\n")
+        return e.code
+    except (OSError, ValueError) as e:
+        what = reason(e) if isinstance(e, OSError) else str(e)
+        sys.stderr.write(f"{PROG}: fatal: unable to talk to {sock}: {what}\n")
+        return EXIT_TEMP
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
