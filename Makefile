@@ -60,37 +60,42 @@ clean:
 
 # make deb / make rpm: binary packages built with Debian's own tools from
 # the files git knows (a clean checkout's worth; files not yet committed
-# are taken too), into dist/. Each installs its build tools when missing.
+# are taken too), into PKG_DIST. Each installs its build tools when missing.
+PKG_DIST ?= dist
 PKG_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 DEB_BUILD_DEBS := debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools dpkg-dev lintian
 RPM_BUILD_DEBS := rpm python3-build python3-installer python3-setuptools python3-wheel
 # Debian's interpreter and tools, not a virtualenv's or a version manager's.
 PKG_ENV := env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LC_ALL=C.UTF-8
 
-.PHONY: deb rpm pkg-tree
+.PHONY: deb rpm
 
-pkg-tree:
-	rm -rf dist/src && mkdir -p dist/src/dtd-$(PKG_VERSION)
-	git ls-files -z -co --exclude-standard | \
-	  tar --null -T - --ignore-failed-read -cf - 2>/dev/null | tar -xf - -C dist/src/dtd-$(PKG_VERSION)
+# $(call pkg_tree,DIR): the source tree, as git knows it, copied into DIR.
+define pkg_tree
+rm -rf $(1) && mkdir -p $(1)
+git ls-files -z -co --exclude-standard | \
+  tar --null -T - --ignore-failed-read -cf - 2>/dev/null | tar -xf - -C $(1)
+endef
 
-deb: pkg-tree
+deb:
 	$(MAKE) --no-print-directory debs DEBS="$(DEB_BUILD_DEBS)"
-	rm -rf dist/deb && mkdir -p dist/deb
-	mv dist/src/dtd-$(PKG_VERSION) dist/deb/
-	rm -rf dist/deb/dtd-$(PKG_VERSION)/debian
-	cp -rL packaging/debian dist/deb/dtd-$(PKG_VERSION)/debian
-	cd dist/deb/dtd-$(PKG_VERSION) && $(PKG_ENV) dpkg-buildpackage -b -us -uc
-	$(PKG_ENV) lintian --fail-on error dist/deb/dtd_$(PKG_VERSION)_all.deb
-	@ls -l dist/deb/*.deb
+	rm -rf $(PKG_DIST)/deb
+	$(call pkg_tree,$(PKG_DIST)/deb/dtd-$(PKG_VERSION))
+	rm -rf $(PKG_DIST)/deb/dtd-$(PKG_VERSION)/debian
+	cp -rL packaging/debian $(PKG_DIST)/deb/dtd-$(PKG_VERSION)/debian
+	cd $(PKG_DIST)/deb/dtd-$(PKG_VERSION) && $(PKG_ENV) dpkg-buildpackage -b -us -uc
+	$(PKG_ENV) lintian --fail-on error $(PKG_DIST)/deb/dtd_$(PKG_VERSION)_all.deb
+	@ls -l $(PKG_DIST)/deb/*.deb
 
-rpm: pkg-tree
+rpm:
 	$(MAKE) --no-print-directory debs DEBS="$(RPM_BUILD_DEBS)"
-	rm -rf dist/rpm && mkdir -p dist/rpm/SOURCES
-	tar -C dist/src -czf dist/rpm/SOURCES/dtd-$(PKG_VERSION).tar.gz dtd-$(PKG_VERSION)
-	rm -rf dist/src
+	rm -rf $(PKG_DIST)/rpm
+	$(call pkg_tree,$(PKG_DIST)/rpm/dtd-$(PKG_VERSION))
+	mkdir -p $(PKG_DIST)/rpm/SOURCES
+	tar -C $(PKG_DIST)/rpm -czf $(PKG_DIST)/rpm/SOURCES/dtd-$(PKG_VERSION).tar.gz dtd-$(PKG_VERSION)
+	rm -rf $(PKG_DIST)/rpm/dtd-$(PKG_VERSION)
 	# --nodeps: the BuildRequires name Fedora's packages, unknown to the
 	# empty rpm database of a Debian machine.
-	$(PKG_ENV) rpmbuild -bb --nodeps --define "_topdir $$PWD/dist/rpm" \
+	$(PKG_ENV) rpmbuild -bb --nodeps --define "_topdir $(abspath $(PKG_DIST))/rpm" \
 	  --define "version $(PKG_VERSION)" packaging/rpm/dtd.spec
-	@ls -l dist/rpm/RPMS/noarch/*.rpm
+	@ls -l $(PKG_DIST)/rpm/RPMS/noarch/*.rpm
