@@ -112,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--socket-mode", type=lambda m: int(m, 8), default=0o666, metavar="OCTAL",
                         help="the socket's mode (default 0666: reading is open, control is checked)")
     parser.add_argument("--socket-group", metavar="GROUP", help="the socket's group")
+    parser.add_argument("--bus", choices=("system", "session", "none"),
+                        help="the D-Bus to serve on (default: system as root, else session)")
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:
@@ -156,6 +158,11 @@ def main(argv: list[str] | None = None) -> int:
             diag.warn("dtd", "another dtd is listening on ", str(e), "; no socket")
         except OSError as e:
             diag.fatal("dtd", "unable to listen on ", path, ": ", diag.reason(e))
+    bus = args.bus or ("system" if os.getuid() == 0 else "session")
+    if bus != "none":
+        from dtd.bus import BusService
+
+        adapters.append(BusService(bus))
     try:
         return serve(scandir, "dtd", args.stop_timeout, adapters)
     finally:
