@@ -255,6 +255,11 @@ class ApiServer:
                         conn.receive_data(data)
                     elif isinstance(event, h11.Request):
                         request = event
+                        # h11 limits only a head that is still incomplete;
+                        # one that came whole in a single read is counted here
+                        size = len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers)
+                        if size > self.max_header:
+                            raise HTTPError(431, f"request head over {self.max_header} bytes")
                         length = _content_length(event)
                         if length is not None and length > self.max_body:
                             raise HTTPError(413, f"body over {self.max_body} bytes")
