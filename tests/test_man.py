@@ -191,10 +191,10 @@ def getopt_options(source: str) -> set[str]:
     found: set[str] = set()
     if "OPTIONS" in constants:
         found |= spec_letters(constants["OPTIONS"])
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
-                and node.func.id == "Options" and len(node.args) >= 3:
-            spec = node.args[2]
+    for call in ast.walk(tree):
+        if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) \
+                and call.func.id == "Options" and len(call.args) >= 3:
+            spec = call.args[2]
             if isinstance(spec, ast.Constant) and isinstance(spec.value, bytes):
                 found |= spec_letters(spec.value)
             elif isinstance(spec, ast.Name):
@@ -278,6 +278,12 @@ def exit_codes_used(source: str) -> set[str]:
         codes.add("100")
     if re.search(r"\bEXIT_TEMP\b|\bfatal\(|\bdie\(", source):
         codes.add("111")
+    # a command's own codes, such as dtdctl's EXIT_NOT = 1
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) \
+                and isinstance(node.value.value, int) and not isinstance(node.value.value, bool):
+            if any(isinstance(t, ast.Name) and t.id.startswith("EXIT_") for t in node.targets):
+                codes.add(str(node.value.value))
     return codes
 
 
@@ -295,6 +301,7 @@ def test_the_option_derivation_sees_the_options() -> None:
     assert "-u" not in options_of("dtdctl")  # in a help text ("svc -u"), not an option
     assert {"t", "+", "-", "e", "=", "s", "n", "!", ".", "/"} <= options_of("multilog")
     assert options_of("svok") == set()
+    assert exit_codes_used(module_source("dtdctl")[1]) >= {"1", "100", "111"}
     assert documents(["-h, --help"], "--help") and not documents(["--stop-timeout S"], "--stop")
     assert documents(["ssize"], "s") and not documents(["-nNxX"], "-n")
 
