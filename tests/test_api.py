@@ -486,7 +486,7 @@ def test_ten_thousand_malformed_requests_change_nothing(daemon: Daemon) -> None:
             code = int(m.group(1)) if m else 0
             answered[code] = answered.get(code, 0) + 1
             assert code != 500, (data, out)
-            if code >= 400:
+            if code >= 400 and not data.startswith(b"HEAD "):  # HEAD's answer has no body
                 body = out.split(b"\r\n\r\n", 1)[1]
                 assert "error" in json.loads(body), (data, out)
 
@@ -611,8 +611,8 @@ def test_events_after_svc_and_after_the_root_was_killed(daemon: Daemon) -> None:
 
 
 @pytest.mark.slow
-def test_hundred_subscribers_each_see_every_event(daemon: Daemon) -> None:
-    n = 150
+def test_thousand_services_hundred_subscribers_each_see_every_event(daemon: Daemon) -> None:
+    n = 1000
     names = [f"s{i:03}" for i in range(n)]
     for name in names:
         daemon.service(name)
