@@ -1,0 +1,174 @@
+"""dtdctl against a real dtd: status (and without a daemon, from the files),
+the control verbs, watch, wait on events, metrics, exit codes."""
+
+import json
+import selectors
+import subprocess
+import time
+from pathlib import Path
+
+from conftest import Procs, ours, wait_for
+from dtd import status
+from test_api import Daemon, call, daemon, start_with, up_pid  # noqa: F401  (daemon is a fixture)
+
+Result = tuple[int, str, str]
+
+
+def dtdctl(d: Daemon, *args: str, timeout: float = 30) -> Result:
+    p = subprocess.run([ours("dtdctl"), "--socket", str(d.sock), *args], capture_output=True,
+                       timeout=timeout, text=True)
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_status_table_and_json_match_the_api(daemon: Daemon) -> None:
+    start_with(daemon, "web", "db")
+    wait_for(lambda: up_pid(daemon.scan / "web" / "log"), what="web/log up")
+    daemon.service("idle", down=True)
+    wait_for(lambda: call(daemon.sock, "GET", "/v1/services/idle")[0] == 200, what="idle listed")
+    code, out, err = dtdctl(daemon, "status", "--json")
+    assert (code, err) == (0, "")
+    assert json.loads(out) == call(daemon.sock, "GET", "/v1/services")[1]
+    code, out, err = dtdctl(daemon, "status")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["NAME", "STATE", "PID", "SINCE", "NOTES"]
+    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    assert set(rows) == {"db", "idle", "web", "web/log"}
+    assert rows["db"][1:3] == ["up", str(up_pid(daemon.scan / "db"))]
+    assert rows["idle"][1:3] == ["down", "-"]
+    # names given, a logger's among them, in the order given
+    code, out, _ = dtdctl(daemon, "status", "web/log", "db", "--json")
+    assert code == 0 and [r["name"] for r in json.loads(out)] == ["web/log", "db"]
+    code, out, err = dtdctl(daemon, "status", "nope")
+    assert (code, out, err) == (100, "", "dtdctl: fatal: no such service: nope\n")
+
+
+def test_status_without_a_daemon_reads_the_files(daemon: Daemon) -> None:
+    start_with(daemon, "a", "web")
+    daemon.service("idle", down=True)
+    wait_for(lambda: call(daemon.sock, "GET", "/v1/services/idle")[1].get("supervised"),
+             what="idle supervised")
+    status.send(str(daemon.scan / "a"), b"p")
+    wait_for(lambda: call(daemon.sock, "GET", "/v1/services/a")[1]["paused"], what="a paused")
+    _, through_api, _ = dtdctl(daemon, "status", "--json")
+    gone = daemon.top / "nowhere.sock"
+    p = subprocess.run([ours("dtdctl"), "--socket", str(gone), "--scan", str(daemon.scan),
+                        "status", "--json"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    from_files = json.loads(p.stdout)
+    # the same records, less what only the root counts
+    api = [{k: v for k, v in r.items() if k != "starts"} for r in json.loads(through_api)]
+    assert from_files == api
+    p = subprocess.run([ours("dtdctl"), "--socket", str(gone), "--scan", str(daemon.scan),
+                        "status", "a"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0 and p.stdout.splitlines()[1].split()[1] == "up"
+    assert "paused" in p.stdout
+
+
+def test_control_verbs(daemon: Daemon) -> None:
+    start_with(daemon, "a", "b")
+    code, out, err = dtdctl(daemon, "down", "a", "b")
+    assert (code, out, err) == (0, "", "")
+    for n in ("a", "b"):
+        wait_for(lambda: up_pid(daemon.scan / n) == 0, what=f"{n} down")
+    assert dtdctl(daemon, "up", "a")[0] == 0
+    wait_for(lambda: up_pid(daemon.scan / "a"), what="a up")
+    assert dtdctl(daemon, "pause", "a")[0] == 0
+    wait_for(lambda: (st := status.read(str(daemon.scan / "a"))) is not None and st.paused, what="paused")
+    assert dtdctl(daemon, "cont", "a")[0] == 0
+    wait_for(lambda: (st := status.read(str(daemon.scan / "a"))) is not None and not st.paused,
+             what="continued")
+    # an unknown name stops at it: the ones before it were done
+    code, _, err = dtdctl(daemon, "once", "a", "nope", "b")
+    assert (code, err) == (100, "dtdctl: fatal: no such service: nope\n")
+    wait_for(lambda: (st := status.read(str(daemon.scan / "a"))) is not None
+             and st.want == status.WANT_ONCE, what="a once")
+    assert status.read(str(daemon.scan / "b")).want == status.WANT_DOWN  # type: ignore[union-attr]
+
+
+def test_exit_codes_without_a_daemon_and_for_usage(daemon: Daemon) -> None:
+    gone = str(daemon.top / "nowhere.sock")
+    for args in (["down", "a"], ["watch"], ["wait", "up", "a"], ["metrics"]):
+        p = subprocess.run([ours("dtdctl"), "--socket", gone, *args], capture_output=True,
+                           text=True, timeout=30)
+        assert p.returncode == 111, args
+        assert p.stderr == f"dtdctl: fatal: unable to connect to {gone}: file does not exist\n"
+    for args in ([], ["bogus"], ["down"], ["wait", "sideways", "a"], ["wait", "up"],
+                 ["status", "--nope"], ["wait", "up", "a", "--timeout", "x"]):
+        p = subprocess.run([ours("dtdctl"), *args], capture_output=True, timeout=30)
+        assert p.returncode == 100, args
+        assert p.stdout == b"" and b"usage" in p.stderr
+    p = subprocess.run([ours("dtdctl"), "--help"], capture_output=True, timeout=30)
+    assert p.returncode == 0 and p.stdout.startswith(b"usage: dtdctl")
+
+
+def test_wait_returns_promptly_and_times_out(daemon: Daemon, procs: Procs) -> None:
+    start_with(daemon, "a", "b")
+    # already there: at once
+    t0 = time.monotonic()
+    assert dtdctl(daemon, "wait", "up", "a", "b", "--timeout", "10")[0] == 0
+    assert time.monotonic() - t0 < 2
+    # never comes: exit 1 at the timeout
+    t0 = time.monotonic()
+    assert dtdctl(daemon, "wait", "down", "a", "--timeout", "0.5")[0] == 1
+    assert 0.5 <= time.monotonic() - t0 < 3
+    # comes while waiting
+    w = procs.start([ours("dtdctl"), "--socket", str(daemon.sock), "wait", "down", "a", "b",
+                     "--timeout", "20"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    status.send(str(daemon.scan / "a"), b"d")
+    wait_for(lambda: up_pid(daemon.scan / "a") == 0, what="a down")
+    # b is still up: the waiter must still be waiting
+    assert w.poll() is None
+    status.send(str(daemon.scan / "b"), b"d")
+    wait_for(lambda: up_pid(daemon.scan / "b") == 0, what="b down")
+    t_down = time.monotonic()
+    assert w.wait(timeout=10) == 0
+    assert time.monotonic() - t_down < 1.0
+    # a service that does not exist yet is waited for until it comes up
+    w = procs.start([ours("dtdctl"), "--socket", str(daemon.sock), "wait", "up", "later",
+                     "--timeout", "20"])
+    daemon.service("later")
+    assert w.wait(timeout=15) == 0
+
+
+def test_watch_prints_each_change(daemon: Daemon, procs: Procs) -> None:
+    start_with(daemon, "a")
+    human = procs.start([ours("dtdctl"), "--socket", str(daemon.sock), "watch"], stdout=subprocess.PIPE)
+    raw = procs.start([ours("dtdctl"), "--socket", str(daemon.sock), "watch", "--json"],
+                      stdout=subprocess.PIPE)
+    sel = selectors.DefaultSelector()
+    assert human.stdout is not None and raw.stdout is not None
+    sel.register(human.stdout, selectors.EVENT_READ)
+    sel.register(raw.stdout, selectors.EVENT_READ)
+    # the watchers subscribe in their own time: pause and continue until
+    # both have shown something
+    ready: set[int] = set()
+    deadline = time.monotonic() + 15
+    verb = "pause"
+    while len(ready) < 2:
+        assert time.monotonic() < deadline, "no event shown"
+        assert dtdctl(daemon, verb, "a")[0] == 0
+        verb = "cont" if verb == "pause" else "pause"
+        for key, _ in sel.select(0.3):
+            ready.add(key.fd)
+    sel.close()
+    line = human.stdout.readline().decode()
+    assert " a changed: up pid " in line and line.endswith("\n")
+    ev = json.loads(raw.stdout.readline())
+    assert ev["event"] == "changed" and ev["service"]["name"] == "a"
+
+
+def test_metrics_to_stdout_and_atomically_to_a_file(daemon: Daemon) -> None:
+    start_with(daemon, "a")
+    code, out, _ = dtdctl(daemon, "metrics")
+    assert code == 0
+    assert 'dtd_service_up{service="a"} 1\n' in out
+    target = daemon.top / "dtd.prom"
+    code, out, _ = dtdctl(daemon, "metrics", "-o", str(target))
+    assert (code, out) == (0, "")
+    text = target.read_text()
+    assert text.startswith("# HELP dtd_service_up ") and 'dtd_services{state="up"} 1\n' in text
+    assert [p.name for p in daemon.top.iterdir() if p.name.startswith("dtd.prom")] == ["dtd.prom"]
+    code, _, err = dtdctl(daemon, "metrics", "-o", str(daemon.top / "no" / "such" / "x.prom"))
+    assert code == 111 and err.startswith("dtdctl: fatal: unable to write ")
+    assert not list((daemon.top).glob("*.tmp"))
