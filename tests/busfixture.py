@@ -91,9 +91,11 @@ def start_bus(kind: str) -> Bus:
     text += SESSION if kind == "session" else SYSTEM.format(policy=POLICY)
     conf = os.path.join(tmp, "bus.conf")
     Path(conf).write_text(text)
-    proc = subprocess.Popen([DBUS_DAEMON, f"--config-file={conf}", "--nofork", "--print-address"],
-                            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                            stderr=open(os.path.join(tmp, "bus.log"), "wb"))
+    # its complaints (no fd limit to raise in a container) go to a file
+    with open(os.path.join(tmp, "bus.log"), "wb") as log:
+        proc = subprocess.Popen(
+            [DBUS_DAEMON, f"--config-file={conf}", "--nofork", "--print-address"],
+            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, stderr=log)
     assert proc.stdout is not None
     line = proc.stdout.readline().decode().strip()
     if not line:
