@@ -30,9 +30,9 @@ from dtd.diag import EXIT_TEMP, EXIT_USAGE, reason
 # typing costs start-up time; mypy treats any name TYPE_CHECKING as true
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Iterator
     from typing import Any
-    import argparse
 
 PROG = "dtdctl"
 VERBS = ("up", "down", "once", "pause", "cont", "hup", "alarm", "int", "term", "kill", "exit")
@@ -301,7 +301,7 @@ def cmd_wait(sock: str, state: str, names: list[str], timeout: float | None) -> 
                 conn.sock.settimeout(left)
             try:
                 ev = next(stream)
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 return EXIT_NOT
             except StopIteration:
                 raise Failed(f"{sock}: the daemon went away")

@@ -164,7 +164,7 @@ class ApiServer:
         self.root: Any = None
         self.server: asyncio.AbstractServer | None = None
         self.subscribers: set[asyncio.StreamWriter] = set()
-        self.handlers: set["asyncio.Task[None]"] = set()
+        self.handlers: set[asyncio.Task[None]] = set()
         self.owner = os.getuid()
 
     def bind(self) -> None:
@@ -248,7 +248,7 @@ class ApiServer:
                     if event is h11.NEED_DATA:
                         try:
                             data = await asyncio.wait_for(reader.read(65536), self.idle_timeout)
-                        except asyncio.TimeoutError:
+                        except TimeoutError:
                             if conn.their_state is h11.IDLE and not conn.trailing_data[0]:
                                 return  # nothing begun: just hang up
                             raise HTTPError(408, "request timed out")

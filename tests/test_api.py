@@ -16,18 +16,19 @@ import stat
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
+from conftest import Procs, make_service, ours, wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tooltools import testuser  # noqa: F401  (a fixture)
 
-from conftest import Procs, make_service, ours, wait_for
 from dtd import status
 from dtd.api import ApiServer
 from dtd.model import Model
-from tooltools import testuser  # noqa: F401  (a fixture)
 
 CURL = shutil.which("curl") or "/usr/bin/curl"
 needs_curl = pytest.mark.skipif(not os.path.exists(CURL), reason="curl not installed")

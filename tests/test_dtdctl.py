@@ -5,11 +5,11 @@ import json
 import selectors
 import subprocess
 import time
-from pathlib import Path
 
 from conftest import Procs, ours, wait_for
-from dtd import status
 from test_api import Daemon, call, daemon, start_with, up_pid  # noqa: F401  (daemon is a fixture)
+
+from dtd import status
 
 Result = tuple[int, str, str]
 
@@ -95,11 +95,11 @@ def test_exit_codes_without_a_daemon_and_for_usage(daemon: Daemon) -> None:
         assert p.stderr == f"dtdctl: fatal: unable to connect to {gone}: file does not exist\n"
     for args in ([], ["bogus"], ["down"], ["wait", "sideways", "a"], ["wait", "up"],
                  ["status", "--nope"], ["wait", "up", "a", "--timeout", "x"]):
-        p = subprocess.run([ours("dtdctl"), *args], capture_output=True, timeout=30)
+        p = subprocess.run([ours("dtdctl"), *args], capture_output=True, text=True, timeout=30)
         assert p.returncode == 100, args
-        assert p.stdout == b"" and b"usage" in p.stderr
-    p = subprocess.run([ours("dtdctl"), "--help"], capture_output=True, timeout=30)
-    assert p.returncode == 0 and p.stdout.startswith(b"usage: dtdctl")
+        assert p.stdout == "" and "usage" in p.stderr
+    p = subprocess.run([ours("dtdctl"), "--help"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0 and p.stdout.startswith("usage: dtdctl")
 
 
 def test_wait_returns_promptly_and_times_out(daemon: Daemon, procs: Procs) -> None:
