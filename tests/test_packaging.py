@@ -72,6 +72,12 @@ def rpm(dist: Path) -> Path:
     return dist / "rpm" / "RPMS" / "noarch" / f"dtd-{version()}-1.noarch.rpm"
 
 
+def built_from(deb: Path) -> Path:
+    """The source tree make deb built from: the checkout may change meanwhile
+    (the man pages are being written by someone else)."""
+    return deb.parent / f"dtd-{version()}"
+
+
 def deb_entries(deb: Path) -> list[str]:
     out = subprocess.run(["dpkg-deb", "-c", str(deb)], capture_output=True, text=True,
                          check=True).stdout
@@ -82,7 +88,7 @@ def test_deb_holds_commands_pages_unit_policy_tmpfiles(deb: Path) -> None:
     entries = set(deb_entries(deb))
     for name in scripts():
         assert f"/usr/bin/{name}" in entries
-    for page in sorted(ROOT.glob("man/*.[1-8]")):
+    for page in sorted(built_from(deb).glob("man/*.[1-8]")):
         assert f"/usr/share/man/man{page.suffix[1:]}/{page.name}.gz" in entries
     for path in ["/lib/systemd/system/dtd.service", "/usr/lib/tmpfiles.d/dtd.conf",
                  "/usr/share/dbus-1/system.d/org.dtd.Supervise1.conf", "/etc/service/",
@@ -159,7 +165,8 @@ def test_rpm_unpacked_svstat_runs_and_matches_the_reference(rpm: Path, tmp: Path
     # Debian's interpreter, the one the package is for, with the unpacked
     # tree as its only source of dtd.
     env = {**SYS_ENV, "PYTHONPATH": str(top / "usr/lib/python3/dist-packages")}
-    where = subprocess.run(["/usr/bin/python3", "-c", "import dtd; print(dtd.__file__)"],
+    # -P: not the current directory either, which may be a checkout.
+    where = subprocess.run(["/usr/bin/python3", "-P", "-c", "import dtd; print(dtd.__file__)"],
                            env=env, capture_output=True, text=True, check=True).stdout
     assert where.startswith(str(top))
     up = make_service(tmp / "up", "exec sleep 100")
@@ -167,10 +174,10 @@ def test_rpm_unpacked_svstat_runs_and_matches_the_reference(rpm: Path, tmp: Path
     procs.start([ref("supervise"), str(up)])
 
     def both(d: Path) -> tuple[str, str]:
-        ours = subprocess.run(["/usr/bin/python3", str(svstat), str(d)], env=env,
+        ours = subprocess.run(["/usr/bin/python3", "-P", str(svstat), str(d)], env=env,
                               capture_output=True, text=True)
         theirs = subprocess.run([ref("svstat"), str(d)], capture_output=True, text=True)
-        mask = re.compile(r"\d+ seconds|pid \d+")
+        mask = re.compile(r"\d+(?= seconds)|(?<=pid )\d+")
         return (mask.sub("N", ours.stdout + ours.stderr + str(ours.returncode)),
                 mask.sub("N", theirs.stdout + theirs.stderr + str(theirs.returncode)))
 
@@ -178,7 +185,7 @@ def test_rpm_unpacked_svstat_runs_and_matches_the_reference(rpm: Path, tmp: Path
     o, t = both(up)
     assert o == t and "up (pid N)" in o
     o, t = both(down)
-    assert o == t and "supervise not running" in o
+    assert o == t and "unable to open supervise/ok: file does not exist" in o
 
 
 # Run by Debian's python3 as pid 1 of a new mount and pid namespace; prints
@@ -227,7 +234,10 @@ for entry in os.listdir(scan):
 
 debs = sorted(glob.glob(os.path.join(cache, "*.deb")))
 report["deps"] = run("dpkg", "-i", *debs) if debs else [0, ""]
-gone = set(run("dpkg", "-L", "daemontools")[1].split())
+# What daemontools takes with it when dpkg removes it for dtd; its
+# directories are shared with other packages and stay.
+listed = set(run("dpkg", "-L", "daemontools")[1].split())
+gone = {p for p in listed if os.path.islink(p) or not os.path.isdir(p)}
 before = snapshot() - gone
 report["install"] = run("dpkg", "-i", deb)
 report["daemontools"] = run("dpkg-query", "-W", "-f", "${Status}", "daemontools")
@@ -279,7 +289,18 @@ except subprocess.TimeoutExpired:
 report["after_stop"] = svstat()
 report["dtd_output"] = open(f"{tmp}/dtd.out").read()[-2000:]
 me = os.getpid()
-wait_for(lambda: all(p == str(me) for p in os.listdir("/proc") if p.isdigit()), 10)
+
+def reaped_all():
+    # This script is the namespace's init: the workers and services that
+    # outlive dtd for a moment are reparented to it, and it must reap them.
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+            pass
+    except ChildProcessError:
+        pass
+    return all(p == str(me) for p in os.listdir("/proc") if p.isdigit())
+
+wait_for(reaped_all, 10)
 report["left_running"] = [open(f"/proc/{p}/cmdline").read().replace("\0", " ")
                           for p in os.listdir("/proc") if p.isdigit() and p != str(me)]
 
@@ -287,10 +308,12 @@ report["purge"] = run("dpkg", "--purge", "dtd")
 report["run_dtd_after_purge"] = os.path.exists("/run/dtd")
 after = snapshot()
 user_data = os.path.realpath(scan) + "/"
-noise = ("/var/lib/dpkg/", "/var/log/", "/var/cache/debconf/", "/var/cache/ldconfig/")
+# man-db caches the pages systemd-analyze looked up.
+noise = ("/var/lib/dpkg/", "/var/log/", "/var/cache/debconf/", "/var/cache/ldconfig/",
+         "/var/cache/man/")
 report["left_behind"] = sorted(p for p in after - before
                                if not p.startswith(noise) and not p.startswith(user_data))
-report["removed"] = sorted(p for p in before - after if not p.startswith(noise))
+report["removed"] = sorted(p for p in before - after - listed if not p.startswith(noise))
 print(json.dumps(report))
 '''
 
@@ -336,7 +359,7 @@ def test_install_run_purge_in_a_throwaway_root(deb: Path, procs: Procs) -> None:
     assert report["install"][0] == 0, report["install"][1]
     # Conflicts + Replaces: dpkg takes daemontools out of the way by itself.
     assert "in favour of dtd" in report["install"][1]
-    assert report["daemontools"][1] in ("deinstall ok config-files", "")
+    assert report["daemontools"][1].endswith(("not-installed", "config-files"))
     assert report["svc_owner"][1].startswith("dtd:")
     assert report["run_dtd"], "tmpfiles entry not applied"
     assert report["verify_unit"] == [0, ""], report["verify_unit"]
@@ -354,12 +377,15 @@ def test_install_run_purge_in_a_throwaway_root(deb: Path, procs: Procs) -> None:
     assert report["removed"] == []
 
 
-def test_unit_file_is_the_one_installed(deb: Path, tmp: Path) -> None:
+def test_unit_policy_and_pages_are_the_sources(deb: Path, tmp: Path) -> None:
     subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp)], check=True)
+    source = built_from(deb)
     assert (tmp / "lib/systemd/system/dtd.service").read_bytes() == \
-        (ROOT / "packaging/dtd.service").read_bytes()
+        (source / "packaging/dtd.service").read_bytes()
     assert (tmp / "usr/share/dbus-1/system.d/org.dtd.Supervise1.conf").read_bytes() == \
-        (ROOT / "packaging/org.dtd.Supervise1.conf").read_bytes()
-    for page in sorted(ROOT.glob("man/*.[1-8]")):
+        (source / "packaging/org.dtd.Supervise1.conf").read_bytes()
+    assert (tmp / "usr/lib/tmpfiles.d/dtd.conf").read_bytes() == \
+        (source / "packaging/tmpfiles.d/dtd.conf").read_bytes()
+    for page in sorted(source.glob("man/*.[1-8]")):
         packed = tmp / f"usr/share/man/man{page.suffix[1:]}/{page.name}.gz"
         assert gzip.decompress(packed.read_bytes()) == page.read_bytes()
