@@ -43,9 +43,8 @@ class Pidfile:
             pass
 
 
-def notify_ready() -> None:
-    """``READY=1`` on $NOTIFY_SOCKET, for systemd's Type=notify."""
-    path = os.environ.pop("NOTIFY_SOCKET", "")
+def notify_ready(path: str) -> None:
+    """``READY=1`` on systemd's notification socket, for Type=notify."""
     if not path:
         return
     if path.startswith("@"):
@@ -67,6 +66,9 @@ def serve(scandir: str, prog: str, stop_timeout: float = STOP_TIMEOUT,
     from dtd.forker import Forker
 
     forker = Forker()
+    # systemd's socket is ours, not the services': taken out of the
+    # environment before the forker copies it
+    notify_socket = os.environ.pop("NOTIFY_SOCKET", "")
     forker.start()
     import asyncio
 
@@ -74,7 +76,7 @@ def serve(scandir: str, prog: str, stop_timeout: float = STOP_TIMEOUT,
 
     root = Root(scandir, prog, stop_timeout, forker)
     root.adapters = list(adapters or [])  # type: ignore[arg-type]
-    root.on_ready = notify_ready
+    root.on_ready = lambda: notify_ready(notify_socket)
     return asyncio.run(root.run())
 
 

@@ -107,17 +107,26 @@ def take_request(sock: socket.socket, taken: int) -> None:
         except OSError:
             msg, fds = b"", []
             break
+    try:
+        # the forker may be gone already when the root is
+        os.write(taken, b"w" if msg else b"x")
+        os.close(taken)
+    except OSError:
+        pass
     if not msg:
-        os.write(taken, b"x")
         os._exit(0)
-    os.write(taken, b"w")
-    os.close(taken)
     try:
         scandir, name, which = (os.fsdecode(p) for p in msg.split(b"\0"))
     except ValueError:
-        sock.send(b"-22")
+        try:
+            sock.send(b"-22")
+        except OSError:
+            pass
         os._exit(diag.EXIT_USAGE)
-    sock.send(b"%d" % os.getpid())
+    try:
+        sock.send(b"%d" % os.getpid())
+    except OSError:
+        pass  # the root died since it asked: a new root will adopt us
     sock.close()
     become_worker(scandir, name, which == "log", fds[0] if fds else None)
 
