@@ -332,9 +332,12 @@ class BusService:
         try:
             address = self._address()
             bus = await MessageBus(bus_address=address).connect()
-        except Exception as e:  # no bus at all is normal in a container
+        except Exception as e:
+            # no bus at all is normal in a container: said once on stderr,
+            # kept out of the title, which shows what went wrong
             why = diag.reason(e) if isinstance(e, OSError) and e.errno else str(e)
-            root.warn("no D-Bus (", self.kind, " bus: ", why, "); serving the socket only")
+            diag.warn(root.prog, "no D-Bus (", self.kind, " bus: ", why,
+                      "); serving the socket only")
             return
         self.bus = bus
         bus.add_message_handler(self._filter)
