@@ -21,7 +21,7 @@ from bench import impls, proctree, supervision, table, venv, worker
 HERE = Path(__file__).resolve().parent
 # Bench modules of other areas, each with run(quick) -> rows, included when
 # they exist.
-EXTRAS = ("multilog", "tai64n")
+EXTRAS = ("multilog", "tai64n", "api")
 
 
 def _log(line: str) -> None:

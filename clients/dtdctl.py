@@ -30,7 +30,6 @@ from dtd.diag import EXIT_TEMP, EXIT_USAGE, reason
 # typing costs start-up time; mypy treats any name TYPE_CHECKING as true
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import argparse
     from collections.abc import Iterator
     from typing import Any
 
@@ -341,56 +340,106 @@ def cmd_metrics(sock: str, out: str | None) -> int:
 
 
 USAGE = ("usage: dtdctl [--socket PATH] [--scan DIR] COMMAND ...\n"
-         "commands: status [NAME...] [--json] | " + "|".join(VERBS) + " NAME... |\n"
-         "          watch [--json] | wait up|down NAME... [--timeout S] | metrics [-o FILE]\n")
+         "  status [NAME...] [--json]\n"
+         "  " + "|".join(VERBS) + " NAME...\n"
+         "  watch [--json]\n"
+         "  wait up|down NAME... [--timeout S]\n"
+         "  metrics [-o FILE]\n")
+COMMANDS = ("status", *VERBS, "watch", "wait", "metrics")
+# options that take a value, and the commands that know them
+VALUED = {"--socket": None, "--scan": None, "--timeout": "wait", "-o": "metrics"}
+FLAGS = {"--json": ("status", "watch")}
 
 
-def parser(command: str) -> "argparse.ArgumentParser":
-    """The parser of one command only: building all of them as subparsers
-    costs 7 ms, a quarter of the start-up budget."""
-    import argparse
+class Args:
+    """The command line, parsed by hand: argparse with its help formatter
+    (shutil, locale) costs 7 ms, a quarter of the start-up budget."""
 
-    p = argparse.ArgumentParser(prog=f"{PROG} {command}")
-    p.add_argument("--socket", default=None, metavar="PATH", help="dtd's socket")
-    p.add_argument("--scan", default="/etc/service", metavar="DIR",
-                   help="where status reads the files without a daemon (default /etc/service)")
-    if command == "status":
-        p.add_argument("names", nargs="*", metavar="NAME")
-        p.add_argument("--json", action="store_true")
-    elif command in LETTERS:
-        p.add_argument("names", nargs="+", metavar="NAME")
-    elif command == "watch":
-        p.add_argument("--json", action="store_true")
-    elif command == "wait":
-        p.add_argument("state", choices=("up", "down"))
-        p.add_argument("names", nargs="+", metavar="NAME")
-        p.add_argument("--timeout", type=float, default=None, metavar="S")
-    elif command == "metrics":
-        p.add_argument("-o", dest="out", metavar="FILE", help="written atomically")
-    return p
+    def __init__(self, words: list[str]) -> None:
+        self.socket: str | None = None
+        self.scan = "/etc/service"
+        self.timeout: float | None = None
+        self.out: str | None = None
+        self.json = False
+        self.help = False
+        self.command = ""
+        self.state = ""  # of wait
+        self.names: list[str] = []
+        rest: list[str] = []
+        i = 0
+        while i < len(words):
+            w = words[i]
+            i += 1
+            if w == "--":
+                rest += words[i:]
+                break
+            key, eq, value = w.partition("=") if w.startswith("--") else (w, "", "")
+            if w.startswith("-o") and len(w) > 2:
+                key, eq, value = "-o", "=", w[2:]
+            if key in VALUED:
+                if not eq:
+                    if i == len(words):
+                        raise Failed(f"option {key} needs a value", EXIT_USAGE)
+                    value = words[i]
+                    i += 1
+                self.set(key, value)
+            elif key in FLAGS and not eq:
+                self.json = True
+            elif w in ("-h", "--help"):
+                self.help = True
+            elif w.startswith("-") and w != "-":
+                raise Failed(f"unknown option {w}", EXIT_USAGE)
+            else:
+                rest.append(w)
+        if self.help:
+            return
+        if not rest or rest[0] not in COMMANDS:
+            raise Failed("no command" if not rest else f"unknown command {rest[0]}", EXIT_USAGE)
+        self.command = rest[0]
+        self.names = rest[1:]
+        self.check()
+
+    def set(self, key: str, value: str) -> None:
+        if key == "--socket":
+            self.socket = value
+        elif key == "--scan":
+            self.scan = value
+        elif key == "-o":
+            self.out = value
+        else:
+            try:
+                self.timeout = float(value)
+            except ValueError:
+                raise Failed(f"bad timeout {value}", EXIT_USAGE) from None
+
+    def check(self) -> None:
+        c = self.command
+        if self.timeout is not None and c != "wait":
+            raise Failed(f"{c} takes no --timeout", EXIT_USAGE)
+        if self.out is not None and c != "metrics":
+            raise Failed(f"{c} takes no -o", EXIT_USAGE)
+        if self.json and c not in FLAGS["--json"]:
+            raise Failed(f"{c} takes no --json", EXIT_USAGE)
+        if c == "wait":
+            if not self.names or self.names[0] not in ("up", "down"):
+                raise Failed("wait up or wait down?", EXIT_USAGE)
+            self.state = self.names.pop(0)
+        if c in ("watch", "metrics") and self.names:
+            raise Failed(f"{c} takes no names", EXIT_USAGE)
+        if c in LETTERS or c == "wait":
+            if not self.names:
+                raise Failed(f"{c} needs at least one NAME", EXIT_USAGE)
 
 
 def main(argv: list[str] | None = None) -> int:
-    words = list(sys.argv[1:] if argv is None else argv)
-    # options before the command are the command's own, moved after it
-    lead: list[str] = []
-    while words and words[0] in ("--socket", "--scan") and len(words) > 1:
-        lead += words[:2]
-        del words[:2]
-    while words and words[0].startswith(("--socket=", "--scan=")):
-        lead.append(words.pop(0))
-    if words and words[0] in ("-h", "--help"):
+    try:
+        args = Args(list(sys.argv[1:] if argv is None else argv))
+    except Failed as e:
+        sys.stderr.write(f"{PROG}: usage error: {e}\n{USAGE}")
+        return EXIT_USAGE
+    if args.help:
         sys.stdout.write(USAGE)
         return 0
-    if not words or not (words[0] in LETTERS or words[0] in ("status", "watch", "wait", "metrics")):
-        sys.stderr.write(USAGE)
-        return EXIT_USAGE
-    command = words.pop(0)
-    try:
-        args = parser(command).parse_args(lead + words)
-    except SystemExit as e:
-        return EXIT_USAGE if e.code else 0
-    args.command = command
     sock = args.socket or default_socket()
     try:
         if args.command == "status":
