@@ -463,7 +463,7 @@ def test_dbus_policy_anyone_reads_only_root_acts(procs: Procs) -> None:
         web = (*dest, "/org/dtd/Supervise1/service/web")
         service = (*web, "org.dtd.Supervise1.Service")
         props = (*web, "org.freedesktop.DBus.Properties")
-        reads = [
+        reads: list[tuple[str, ...]] = [
             (*manager, "ListServices"),
             (*manager, "GetService", "s", "web"),
             (*web, "org.freedesktop.DBus.Introspectable", "Introspect"),
@@ -472,7 +472,7 @@ def test_dbus_policy_anyone_reads_only_root_acts(procs: Procs) -> None:
             (*dest, "/org/dtd/Supervise1", "org.freedesktop.DBus.ObjectManager",
              "GetManagedObjects"),
         ]
-        acts = [(*service, verb) for verb in ("Up", "Down", "Once", "Pause", "Continue",
+        acts: list[tuple[str, ...]] = [(*service, verb) for verb in ("Up", "Down", "Once", "Pause", "Continue",
                                               "Hangup", "Alarm", "Interrupt", "Terminate",
                                               "Kill", "Exit")]
         acts += [(*manager, "Rescan"), (*manager, "Up", "s", "web"),
