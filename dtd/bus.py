@@ -375,7 +375,11 @@ class BusService:
     def _lost(self, watch: "asyncio.Future[None]") -> None:
         if self.stopping or watch.cancelled():
             return
-        why = str(watch.exception() or "closed by the bus")
+        exc = watch.exception()
+        if exc is None or isinstance(exc, EOFError):
+            why = "connection closed"
+        else:
+            why = str(exc) or type(exc).__name__
         self._root.model.unlisten(self._on_change)
         self.bus = None
         self._root.warn("lost the ", self.kind, " bus (", why, "); serving the socket only")

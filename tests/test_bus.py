@@ -475,3 +475,36 @@ def test_no_bus_is_one_warning(procs: Procs, swept: Path, kind: str, env: dict[s
     assert out.read_text() == f"dtd: warning: no D-Bus ({why}); serving the socket only\n"
     # a normal case, not an error for the title to show
     assert b"D-Bus" not in Path(f"/proc/{root.pid}/cmdline").read_bytes()
+
+
+def test_a_second_root_leaves_the_name_to_the_first(procs: Procs, swept: Path,
+                                                    session_bus: Bus) -> None:
+    scan = swept / "service"
+    first = ready(procs, scan, session_bus)
+    other = swept / "other"
+    make_service(other / "solo", "exec sleep 1000")
+    out = swept / "second.out"
+    with open(out, "wb") as f:
+        procs.start([ours("dtd"), "--scan", str(other), "--socket", "none", "--bus", "session"],
+                    stdout=f, stderr=f, env=session_bus.env())
+    wait_for(lambda: up_pid(other / "solo"), what="the second root supervising")
+    wait_for(lambda: out.read_text(), what="its warning")
+    assert out.read_text() == ("dtd: warning: unable to own org.dtd.Supervise1 on the session bus:"
+                               " another process owns it; serving the socket only\n")
+    assert serving(session_bus, first.pid)
+    assert prop(session_bus, MANAGER, MIFACE, "ScanDirectory") == str(scan)
+
+
+def test_a_lost_bus_is_one_warning_and_supervision_goes_on(procs: Procs, swept: Path,
+                                                          session_bus: Bus) -> None:
+    scan = swept / "service"
+    root = ready(procs, scan, session_bus)
+    session_bus.proc.kill()
+    session_bus.proc.wait()
+    out = swept / "root.out"
+    wait_for(lambda: out.read_text(), what="the warning")
+    assert out.read_text() == ("dtd: warning: lost the session bus (connection closed);"
+                               " serving the socket only\n")
+    subprocess.run([ours("svc"), "-d", str(scan / "web-1")], check=True)
+    wait_for(lambda: up_pid(scan / "web-1") == 0, what="still supervising")
+    assert root.poll() is None
