@@ -31,7 +31,7 @@ session bus, or a policy with a hole, is safe too.
 import asyncio
 import errno
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dbus_fast import BusType, DBusError, Message, MessageFlag, MessageType, Variant
 from dbus_fast.aio import MessageBus
@@ -40,7 +40,10 @@ from dbus_fast.service import ServiceInterface, dbus_property, method, signal
 
 import dtd
 from dtd import diag
-from dtd.model import ADDED, REMOVED, VERBS, Service
+from dtd.model import REMOVED, VERBS, Service
+
+if TYPE_CHECKING:
+    from dtd.root import Root
 
 NAME = "org.dtd.Supervise1"
 MANAGER_PATH = "/org/dtd/Supervise1"
@@ -303,7 +306,7 @@ class BusService:
     def __init__(self, bus: str = "session", allowed: "frozenset[int] | None" = None) -> None:
         self.kind = bus
         self.allowed = allowed if allowed is not None else frozenset({0, os.getuid()})
-        self._root: Any = None
+        self._root: "Root | None" = None
         self.bus: MessageBus | None = None
         self.manager = Manager(self)
         self.objects: dict[str, ServiceObject] = {}
@@ -313,7 +316,8 @@ class BusService:
         self.manager_signatures = _in_signatures(self.manager)
         self.service_signatures = _in_signatures(ServiceObject(self, Service("", "")))
 
-    def root(self) -> Any:
+    def root(self) -> "Root":
+        assert self._root is not None  # objects are exported by start()
         return self._root
 
     # -- the adapter ------------------------------------------------------------
@@ -327,7 +331,7 @@ class BusService:
             raise LookupError("DBUS_SESSION_BUS_ADDRESS is not set")
         return address
 
-    async def start(self, root: Any) -> None:
+    async def start(self, root: "Root") -> None:
         self._root = root
         try:
             address = self._address()
@@ -363,7 +367,7 @@ class BusService:
     async def stop(self) -> None:
         self.stopping = True
         if self._root is not None:
-            self._root.model.unlisten(self._on_change)
+            self.root().model.unlisten(self._on_change)
         bus, self.bus = self.bus, None
         if bus is not None:
             bus.disconnect()
@@ -380,9 +384,9 @@ class BusService:
             why = "connection closed"
         else:
             why = str(exc) or type(exc).__name__
-        self._root.model.unlisten(self._on_change)
+        self.root().model.unlisten(self._on_change)
         self.bus = None
-        self._root.warn("lost the ", self.kind, " bus (", why, "); serving the socket only")
+        self.root().warn("lost the ", self.kind, " bus (", why, "); serving the socket only")
 
     # -- the model, followed ----------------------------------------------------
 
@@ -398,7 +402,7 @@ class BusService:
             else:
                 obj.update(svc)
         except Exception as e:
-            self._root.warn("unable to publish ", svc.name, " on D-Bus: ", str(e))
+            self.root().warn("unable to publish ", svc.name, " on D-Bus: ", str(e))
 
     def _add(self, svc: Service, announce: bool) -> None:
         assert self.bus is not None
@@ -428,7 +432,7 @@ class BusService:
         if (not name or len(name) > NAME_MAX or name.startswith("/")
                 or any(part in ("", ".", "..") for part in name.split("/"))):
             raise DBusError(INVALID_ARGS, f"not a service name: {_shown(name)}")
-        svc: Service | None = self._root.model.get(name)
+        svc: Service | None = self.root().model.get(name)
         if svc is None:
             raise DBusError(NO_SUCH_SERVICE, f"no such service: {_shown(name)}")
         return svc
@@ -436,7 +440,7 @@ class BusService:
     def control(self, name: str, verb: str) -> None:
         self.known(name)
         try:
-            self._root.send(name, VERBS[verb])
+            self.root().send(name, VERBS[verb])
         except KeyError:
             raise DBusError(NO_SUCH_SERVICE, f"no such service: {_shown(name)}") from None
         except OSError as e:
