@@ -18,13 +18,12 @@ with: http.client imports the email package, about 20 ms, which alone is
 more than this client's whole start-up budget.
 """
 
+import _socket  # socket.py imports selectors and makes enums: 4 ms
 import json
 import os
-import socket
 import sys
 import time
 
-from dtd import status
 from dtd.diag import EXIT_TEMP, EXIT_USAGE, reason
 
 # typing costs start-up time; mypy treats any name TYPE_CHECKING as true
@@ -69,31 +68,51 @@ class Connection:
 
     def __init__(self, path: str, timeout: float | None = 30.0) -> None:
         self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
         try:
             self.sock.connect(path)
         except OSError as e:
             self.sock.close()
             raise Failed(f"unable to connect to {path}: {reason(e)}") from e
-        self.file = self.sock.makefile("rb")
+        self.buf = b""
 
     def close(self) -> None:
-        self.file.close()
         self.sock.close()
+
+    def fill(self) -> bool:
+        data = self.sock.recv(65536)
+        self.buf += data
+        return bool(data)
+
+    def readline(self, limit: int) -> bytes:
+        """A line with its newline; what is left, at the end or the limit."""
+        while b"\n" not in self.buf and len(self.buf) < limit and self.fill():
+            pass
+        end = self.buf.find(b"\n", 0, limit) + 1 or min(limit, len(self.buf))
+        line, self.buf = self.buf[:end], self.buf[end:]
+        return line
+
+    def read(self, n: int | None = None) -> bytes:
+        """n bytes (fewer at the end), or all until the end."""
+        while (n is None or len(self.buf) < n) and self.fill():
+            pass
+        n = len(self.buf) if n is None else n
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
 
     def send(self, method: str, target: str, body: bytes = b"") -> tuple[int, dict[str, str]]:
         head = f"{method} {target} HTTP/1.1\r\nHost: dtd\r\n"
         if body or method == "POST":
             head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
         self.sock.sendall(head.encode() + b"\r\n" + body)
-        line = self.file.readline(65536)
+        line = self.readline(65536)
         parts = line.split(None, 2)
         if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
             raise Failed(f"unable to talk to {self.path}: bad answer {line[:80]!r}")
         headers: dict[str, str] = {}
         while True:
-            line = self.file.readline(65536)
+            line = self.readline(65536)
             if line in (b"\r\n", b"\n", b""):
                 break
             k, _, v = line.decode("latin-1").partition(":")
@@ -105,18 +124,18 @@ class Connection:
         if self.chunked:
             return b"".join(iter(self.chunk, b""))
         if "content-length" in headers:
-            return self.file.read(int(headers["content-length"]))
-        return self.file.read()
+            return self.read(int(headers["content-length"]))
+        return self.read()
 
     def chunk(self) -> bytes:
         """The next chunk of a chunked body, b"" at its end."""
-        size = self.file.readline(1024)
+        size = self.readline(1024)
         if not size:
             raise Failed(f"{self.path}: connection closed")
         n = int(size.split(b";")[0], 16)
-        data = self.file.read(n + 2)[:n] if n else b""
+        data = self.read(n + 2)[:n] if n else b""
         if not n:
-            self.file.readline(1024)
+            self.readline(1024)
         return data
 
     def call(self, method: str, target: str, body: bytes = b"") -> tuple[int, object]:
@@ -146,6 +165,8 @@ def from_files(scan: str, names: list[str]) -> list[Record]:
                 names.append(entry)
                 if os.path.isdir(os.path.join(scan, entry, "log")):
                     names.append(entry + "/log")
+    from dtd import status  # only here: it costs 3 ms at every start
+
     out: list[Record] = []
     for name in names:
         d = os.path.join(scan, name)
@@ -300,7 +321,7 @@ def cmd_wait(sock: str, state: str, names: list[str], timeout: float | None) -> 
                 conn.sock.settimeout(left)
             try:
                 ev = next(stream)
-            except TimeoutError:
+            except TimeoutError:  # _socket.timeout
                 return EXIT_NOT
             except StopIteration:
                 raise Failed(f"{sock}: the daemon went away")
