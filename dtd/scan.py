@@ -21,20 +21,30 @@ class Entry(NamedTuple):
 def scan(directory: str) -> tuple[list[Entry], list[str]]:
     """The services in directory, and svscan's warnings for what it skipped.
 
-    Raises OSError when the directory itself cannot be read.
+    A plain directory is told by the directory entry's own type and named
+    by its inode, with no stat() call: the rescan every five seconds then
+    costs one getdents for a hundred services. A symbolic link is followed
+    with stat(), as svscan does. Raises OSError when the directory itself
+    cannot be read.
     """
     entries = []
     warnings = []
-    for name in sorted(os.listdir(directory)):
-        if name.startswith("."):
-            continue
-        try:
-            st = os.stat(os.path.join(directory, name))
-        except OSError as e:
-            warnings.append(f"unable to stat {name}: {reason(e)}")
-            continue
-        if stat.S_ISDIR(st.st_mode):
-            entries.append(Entry(name, st.st_dev, st.st_ino))
+    dev = os.stat(directory).st_dev
+    with os.scandir(directory) as it:
+        for e in it:
+            name = e.name
+            if name.startswith("."):
+                continue
+            try:
+                if e.is_symlink():
+                    st = os.stat(e.path)
+                    if stat.S_ISDIR(st.st_mode):
+                        entries.append(Entry(name, st.st_dev, st.st_ino))
+                elif e.is_dir(follow_symlinks=False):
+                    entries.append(Entry(name, dev, e.inode()))
+            except OSError as err:
+                warnings.append(f"unable to stat {name}: {reason(err)}")
+    entries.sort()
     return entries, warnings
 
 
