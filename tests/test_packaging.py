@@ -119,13 +119,16 @@ def test_lintian_reports_no_errors(deb: Path) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-def test_make_deb_from_a_clean_clone(tmp: Path) -> None:
+def test_make_deb_and_rpm_from_a_clean_clone(tmp: Path) -> None:
     """Only what git holds, nothing of this checkout's venv or build dirs."""
     clone = tmp / "clone"
     subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(ROOT), str(clone)], check=True)
     make("deb", tmp / "out", cwd=clone)
+    make("rpm", tmp / "out", cwd=clone)
     names = set(deb_entries(tmp / "out" / "deb" / f"dtd_{version()}_all.deb"))
     assert "/usr/bin/dtd" in names and "/usr/bin/svc" in names
+    files, _ = rpm_files(tmp / "out" / "rpm" / "RPMS" / "noarch" / f"dtd-{version()}-1.noarch.rpm")
+    assert "/usr/bin/dtd" in files and "/usr/bin/svc" in files
 
 
 def rpm_files(rpm: Path) -> tuple[set[str], set[str]]:
