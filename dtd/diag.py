@@ -5,8 +5,6 @@ djb's own wording for system errors (``file does not exist``, not libc's
 ``No such file or directory``), exit 100 for usage, 111 for everything else.
 """
 
-from __future__ import annotations
-
 import errno
 import os
 
@@ -151,12 +149,12 @@ def warn(prog: str, *parts: str | bytes) -> None:
     say(prog, ": warning: ", *parts)
 
 
-def fatal(prog: str, *parts: str | bytes, code: int = EXIT_TEMP) -> NoReturn:
+def fatal(prog: str, *parts: str | bytes, code: int = EXIT_TEMP) -> "NoReturn":
     say(prog, ": fatal: ", *parts)
     raise SystemExit(code)
 
 
-def usage(prog: str, text: str) -> NoReturn:
+def usage(prog: str, text: str) -> "NoReturn":
     """``prog: usage: text``, exit 100."""
     say(prog, ": usage: ", text)
     raise SystemExit(EXIT_USAGE)

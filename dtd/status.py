@@ -13,7 +13,6 @@ runit collector all read it:
 """
 
 import errno
-import fcntl
 import os
 import struct
 
@@ -201,4 +200,6 @@ def lock_owner(directory: str) -> int | None:
 
 def lock_exnb(fd: int) -> None:
     """Exclusive non-blocking lock, as djb's lock_exnb."""
+    import fcntl  # here: the clients, which import this module, take no locks
+
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
