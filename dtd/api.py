@@ -46,6 +46,11 @@ CONTROL_LETTERS = "udopchaitkx"  # svc's options
 IDLE_TIMEOUT = 5.0
 MAX_HEADER = 16384
 MAX_BODY = 4096
+# each client is a descriptor of the root, which also needs them for pipes
+# and pidfds: a flood of connections must not starve supervision
+MAX_CLIENTS = 1024
+BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 29\r\nConnection: close\r\n\r\n{\"error\":\"too many clients\"}\n")
 # a subscriber that lets this much pile up unread is dropped, so that one
 # stuck reader cannot make the root grow without bound
 MAX_BACKLOG = 4 << 20
@@ -160,6 +165,7 @@ class ApiServer:
         self.idle_timeout = IDLE_TIMEOUT
         self.max_header = MAX_HEADER
         self.max_body = MAX_BODY
+        self.max_clients = MAX_CLIENTS
         self.sock: socket.socket | None = None
         self.root: Any = None
         self.server: asyncio.AbstractServer | None = None
@@ -218,6 +224,10 @@ class ApiServer:
     async def client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        if len(self.handlers) >= self.max_clients:
+            writer.write(BUSY)
+            writer.close()
+            return
         self.handlers.add(task)
         try:
             await self.converse(reader, writer)

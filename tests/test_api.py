@@ -429,6 +429,40 @@ def test_idle_clients_are_dropped_and_others_served(tmp: Path) -> None:
     asyncio.run(scenario())
 
 
+def test_clients_beyond_the_limit_are_turned_away(tmp: Path) -> None:
+    path = str(tmp / "dtd.sock")
+
+    async def scenario() -> None:
+        server = ApiServer(path)
+        server.max_clients = 2
+        root = FakeRoot(str(tmp))
+        await server.start(root)
+        try:
+            held = [await asyncio.open_unix_connection(path) for _ in range(2)]
+            extra = await asyncio.open_unix_connection(path)
+            answer = await asyncio.wait_for(extra[0].read(), 5)
+            head, body = answer.split(b"\r\n\r\n", 1)
+            assert head.startswith(b"HTTP/1.1 503 ") and json.loads(body) == {"error": "too many clients"}
+            extra[1].close()
+            held[0][1].close()
+            # once one has gone, a new one is served
+            async def served() -> bytes:
+                r, w = await asyncio.open_unix_connection(path)
+                w.write(b"GET /v1/services HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n")
+                out = await r.read()
+                w.close()
+                return out
+            deadline = time.monotonic() + 5
+            while not (out := await served()).startswith(b"HTTP/1.1 200"):
+                assert time.monotonic() < deadline, out
+                await asyncio.sleep(0.01)
+            held[1][1].close()
+        finally:
+            await server.stop()
+
+    asyncio.run(scenario())
+
+
 # -- bad input in bulk: the daemon keeps serving and nothing changes ----------
 
 METHODS = st.sampled_from(["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "BREW", "get", "", "G\0T"])
