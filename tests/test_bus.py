@@ -508,3 +508,36 @@ def test_a_lost_bus_is_one_warning_and_supervision_goes_on(procs: Procs, swept: 
     subprocess.run([ours("svc"), "-d", str(scan / "web-1")], check=True)
     wait_for(lambda: up_pid(scan / "web-1") == 0, what="still supervising")
     assert root.poll() is None
+
+
+def test_a_hundred_services_in_one_call_and_every_change_heard(
+        procs: Procs, swept: Path, session_bus: Bus) -> None:
+    scan = swept / "service"
+    names = [f"s{i:03d}" for i in range(100)]
+    for n in names:
+        make_service(scan / n, "exec sleep 1000")
+    root = start_root(procs, scan, session_bus)
+    wait_for(lambda: all(up_pid(scan / n) for n in names), timeout=30, what="all up")
+    wait_for(lambda: serving(session_bus, root.pid), what="the name owned")
+
+    def all_published() -> bool:
+        managed = call_json(session_bus, MANAGER, "org.freedesktop.DBus.ObjectManager",
+                            "GetManagedObjects")
+        assert isinstance(managed, list)
+        return all(managed[0].get(path_of(n), {}).get(SIFACE, {}).get("Pid", {}).get("data")
+                   == up_pid(scan / n) for n in names)
+    wait_for(all_published, timeout=30, what="every service with its pid in one call")
+    seen = swept / "monitor.out"
+    monitor(procs, session_bus, seen, DBUS_MONITOR, "--address", session_bus.address,
+            "type='signal',interface='org.freedesktop.DBus.Properties'")
+    until_heard(scan / names[0], seen)
+    subprocess.run([ours("svc"), "-d", *(str(scan / n) for n in names)], check=True)
+
+    def every_down_heard() -> bool:
+        text = seen.read_text()
+        heard = set()
+        for block in text.split("\nsignal ")[1:]:
+            if 'string "State"' in block and 'string "down"' in block:
+                heard.add(block.split("path=", 1)[1].split(";", 1)[0])
+        return heard >= {path_of(n) for n in names}
+    wait_for(every_down_heard, timeout=30, what="a PropertiesChanged to down for each")
