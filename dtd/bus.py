@@ -33,7 +33,7 @@ import errno
 import os
 from typing import TYPE_CHECKING, Any
 
-from dbus_fast import BusType, DBusError, Message, MessageFlag, MessageType, Variant
+from dbus_fast import DBusError, Message, MessageFlag, MessageType, Variant
 from dbus_fast.aio import MessageBus
 from dbus_fast.constants import ErrorType, NameFlag, PropertyAccess, RequestNameReply
 from dbus_fast.service import ServiceInterface, dbus_property, method, signal
