@@ -27,6 +27,7 @@ session bus, or a policy with a hole, is safe too.
 # dbus-fast reads D-Bus signatures from string annotations ("s", "o"), which
 # mypy would take for undefined type names.
 # mypy: disable-error-code="name-defined, valid-type"
+# ruff: noqa: F821
 
 import asyncio
 import errno

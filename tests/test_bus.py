@@ -1,3 +1,4 @@
+# ruff: noqa: F811 (the fixtures imported from busfixture are arguments here)
 """The D-Bus service, through real clients (busctl, gdbus, dbus-monitor) on a
 private dbus-daemon: objects and escaping, properties, one-call listings,
 PropertiesChanged after svc -d, control, bad input, callers of another uid,
@@ -12,12 +13,19 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from dbus_fast import Message, MessageType
+from busfixture import (  # noqa: F401
+    Bus,
+    as_nobody,
+    needs_dbus,
+    needs_policy,
+    needs_root,
+    session_bus,
+    system_bus,
+)
+from conftest import Procs, have_ref, make_service, ours, ref, wait_for
+from dbus_fast import Message
 from dbus_fast.aio import MessageBus
 
-from busfixture import (Bus, as_nobody, needs_dbus, needs_policy, needs_root, session_bus,  # noqa: F401
-                        system_bus)
-from conftest import Procs, have_ref, make_service, ours, ref, wait_for
 from dtd import status
 from dtd.bus import escape
 
@@ -41,7 +49,7 @@ def path_of(name: str) -> str:
 def busctl(bus: Bus, *args: str, nobody: bool = False) -> "subprocess.CompletedProcess[str]":
     argv = [BUSCTL, f"--address={bus.address}", *args]
     return subprocess.run(as_nobody(argv) if nobody else argv, capture_output=True, text=True,
-                          timeout=30)
+                          timeout=30, check=False)
 
 
 def gdbus_call(bus: Bus, path: str, member: str, *args: str,
@@ -49,7 +57,7 @@ def gdbus_call(bus: Bus, path: str, member: str, *args: str,
     argv = [GDBUS, "call", "--address", bus.address, "--dest", NAME, "--object-path", path,
             "--method", member, *args]
     return subprocess.run(as_nobody(argv) if nobody else argv, capture_output=True, text=True,
-                          timeout=30)
+                          timeout=30, check=False)
 
 
 def dbus_send(bus: Bus, path: str, member: str, *args: str) -> "subprocess.CompletedProcess[str]":
@@ -57,7 +65,7 @@ def dbus_send(bus: Bus, path: str, member: str, *args: str) -> "subprocess.Compl
     what the introspection asks) and names the error it gets."""
     argv = ["/usr/bin/dbus-send", f"--bus={bus.address}", "--print-reply", f"--dest={NAME}",
             path, member, *args]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
 
 
 def prop(bus: Bus, path: str, iface: str, name: str, nobody: bool = False) -> object:
@@ -108,7 +116,7 @@ def ready(procs: Procs, scan: Path, bus: Bus) -> "subprocess.Popen[bytes]":
     services(scan)
     root = start_root(procs, scan, bus)
     for d in ("web-1", "web-1/log", "9lives"):
-        wait_for(lambda: up_pid(scan / d), what=f"{d} up")
+        wait_for(lambda d=d: up_pid(scan / d), what=f"{d} up")
     wait_for(lambda: serving(bus, root.pid), what="the name owned")
     # every service object published with its running pid
     wait_for(lambda: all(prop(bus, path_of(d), SIFACE, "Pid") == up_pid(scan / d)
@@ -165,7 +173,7 @@ def test_objects_introspection_and_properties(procs: Procs, swept: Path, session
         assert f".{member} " in intro.stdout, member
     g = subprocess.run([GDBUS, "introspect", "--address", session_bus.address, "--dest", NAME,
                         "--object-path", path_of("web-1/log")],
-                       capture_output=True, text=True, timeout=30)
+                       capture_output=True, text=True, timeout=30, check=False)
     assert g.returncode == 0, g.stderr
     assert f"interface {SIFACE} {{" in g.stdout
     for member in ("Up()", "Continue()", "Terminate()", "Exit()"):
@@ -337,7 +345,7 @@ def test_another_uid_is_refused_by_the_policy_on_a_system_bus(
     assert r.returncode == 0 and '"web-1"' in r.stdout, r.stderr
     g = subprocess.run(as_nobody([GDBUS, "introspect", "--address", system_bus.address,
                                   "--dest", NAME, "--object-path", MANAGER]),
-                       capture_output=True, text=True, timeout=30)
+                       capture_output=True, text=True, timeout=30, check=False)
     assert g.returncode == 0 and "ListServices" in g.stdout, g.stderr
     for path, member, args in ((MANAGER, f"{MIFACE}.Down", ["'web-1'"]),
                                (path_of("web-1"), f"{SIFACE}.Down", []),
