@@ -35,8 +35,8 @@ pytestmark = [
 ]
 
 
-def scripts() -> list[str]:
-    with open(ROOT / "pyproject.toml", "rb") as f:
+def scripts(tree: Path = ROOT) -> list[str]:
+    with open(tree / "pyproject.toml", "rb") as f:
         return sorted(tomllib.load(f)["project"]["scripts"])
 
 
@@ -48,7 +48,9 @@ def version() -> str:
 def make(target: str, dist: Path, cwd: Path = ROOT) -> None:
     r = subprocess.run(["make", "-s", target, f"PKG_DIST={dist}"], cwd=cwd, check=False,
                        capture_output=True, text=True, timeout=300)
-    if r.returncode != 0 and "apt-get" in r.stderr and "installing Debian packages" in r.stdout:
+    # The one failure that is the machine's, not the packaging's: apt-get
+    # could not fetch the build tools (the debs target failed).
+    if r.returncode != 0 and "debs] Error" in r.stderr:
         pytest.skip(f"build tools could not be installed: {r.stderr[-500:]}")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
 
@@ -86,7 +88,7 @@ def deb_entries(deb: Path) -> list[str]:
 
 def test_deb_holds_commands_pages_unit_policy_tmpfiles(deb: Path) -> None:
     entries = set(deb_entries(deb))
-    for name in scripts():
+    for name in scripts(built_from(deb)):
         assert f"/usr/bin/{name}" in entries
     for page in sorted(built_from(deb).glob("man/*.[1-8]")):
         assert f"/usr/share/man/man{page.suffix[1:]}/{page.name}.gz" in entries
