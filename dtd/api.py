@@ -292,6 +292,11 @@ class ApiServer:
             except h11.RemoteProtocolError as e:
                 await self.fail(conn, writer, HTTPError(e.error_status_hint, f"bad request: {e}"))
                 return
+            except (h11.LocalProtocolError, ValueError, TypeError, LookupError) as e:
+                # a bug of ours: said once, and the root goes on serving
+                self.root.warn("api: ", type(e).__name__, ": ", str(e))
+                await self.fail(conn, writer, HTTPError(500, "internal error"))
+                return
             except HTTPError as e:
                 await self.fail(conn, writer, e)
                 return

@@ -380,6 +380,9 @@ class FakeRoot:
         self.model = Model(scan)
         self.sent: list[tuple[str, bytes]] = []
 
+    def warn(self, *parts: str) -> None:
+        raise AssertionError("".join(parts))
+
     def send(self, name: str, commands: bytes) -> None:
         if self.model.get(name) is None:
             raise KeyError(name)
@@ -461,6 +464,28 @@ def test_clients_beyond_the_limit_are_turned_away(tmp: Path) -> None:
             await server.stop()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.slow
+def test_silent_clients_of_the_real_daemon_are_dropped(daemon: Daemon) -> None:
+    """With dtd's own idle timeout (5 s): meanwhile others are served."""
+    start_with(daemon, "a")
+    silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    half = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    for s in (silent, half):
+        s.settimeout(15)
+        s.connect(str(daemon.sock))
+    half.sendall(b"POST /v1/services/a/control HTTP/1.1\r\nHost: d\r\nContent-Length: 20\r\n\r\n{")
+    t0 = time.monotonic()
+    for _ in range(20):
+        assert call(daemon.sock, "GET", "/v1/services/a")[0] == 200
+    assert silent.recv(100) == b""
+    answer = half.recv(1000)
+    assert answer.startswith(b"HTTP/1.1 408 "), answer
+    assert 4 < time.monotonic() - t0 < 10
+    silent.close()
+    half.close()
+    assert call(daemon.sock, "GET", "/v1/services/a")[1]["want"] == "up"
 
 
 # -- bad input in bulk: the daemon keeps serving and nothing changes ----------
