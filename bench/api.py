@@ -52,9 +52,11 @@ class UnixTransport(xmlrpc.client.Transport):
         self.unix = path
 
     def make_connection(self, host: Any) -> HTTPConnection:
-        if self._connection[1] is None:
-            self._connection = host, UnixHTTP(self.unix)
-        return self._connection[1]
+        conn = self._connection[1]
+        if conn is None:
+            conn = UnixHTTP(self.unix)
+            self._connection = host, conn
+        return conn
 
 
 def _services(scan: Path, n: int) -> list[Path]:
@@ -209,8 +211,12 @@ def supervisord_figures(quick: bool) -> dict[str, float]:
         try:
             _until(lambda: os.path.exists(sock), 30, "supervisord's socket")
             rpc = xmlrpc.client.ServerProxy("http://localhost", transport=UnixTransport(sock))
-            _until(lambda: sum(p["statename"] == "RUNNING" for p in rpc.supervisor.getAllProcessInfo()) == 100,
-                   60, "100 programs running")
+
+            def running() -> int:
+                info: list[dict[str, Any]] = rpc.supervisor.getAllProcessInfo()  # type: ignore[assignment]
+                return sum(p["statename"] == "RUNNING" for p in info)
+
+            _until(lambda: running() == 100, 60, "100 programs running")
             samples = []
             for _ in range(30 if quick else 200):
                 t0 = time.perf_counter()

@@ -33,14 +33,14 @@ import os
 import socket
 import stat
 import struct
-from typing import Any
+from typing import Protocol
 from urllib.parse import unquote_to_bytes
 
 import h11
 
 import dtd
 from dtd import diag
-from dtd.model import ADDED, CHANGED, REMOVED, Service
+from dtd.model import ADDED, CHANGED, REMOVED, Model, Service
 
 CONTROL_LETTERS = "udopchaitkx"  # svc's options
 IDLE_TIMEOUT = 5.0
@@ -58,6 +58,16 @@ _CRED = struct.Struct("3i")
 SERVER = [("Server", "dtd/" + dtd.__version__)]
 
 KINDS = {ADDED: "added", CHANGED: "changed", REMOVED: "removed"}
+
+
+class Root(Protocol):
+    """What the adapter uses of dtd.root.Root."""
+
+    model: Model
+
+    def send(self, name: str, commands: bytes) -> None: ...
+
+    def warn(self, *parts: str) -> None: ...
 
 
 class InUse(Exception):
@@ -167,7 +177,7 @@ class ApiServer:
         self.max_body = MAX_BODY
         self.max_clients = MAX_CLIENTS
         self.sock: socket.socket | None = None
-        self.root: Any = None
+        self.root: Root | None = None
         self.server: asyncio.AbstractServer | None = None
         self.subscribers: set[asyncio.StreamWriter] = set()
         self.handlers: set[asyncio.Task[None]] = set()
@@ -179,7 +189,7 @@ class ApiServer:
         if self.sock is None:
             self.sock = listen(self.path, self.mode, self.group)
 
-    async def start(self, root: Any) -> None:
+    async def start(self, root: Root) -> None:
         self.root = root
         self.bind()
         root.model.listen(self.on_event)
@@ -294,7 +304,8 @@ class ApiServer:
                 return
             except (h11.LocalProtocolError, ValueError, TypeError, LookupError) as e:
                 # a bug of ours: said once, and the root goes on serving
-                self.root.warn("api: ", type(e).__name__, ": ", str(e))
+                if self.root is not None:
+                    self.root.warn("api: ", type(e).__name__, ": ", str(e))
                 await self.fail(conn, writer, HTTPError(500, "internal error"))
                 return
             except HTTPError as e:
@@ -343,11 +354,13 @@ class ApiServer:
     async def dispatch(self, conn: h11.Connection, writer: asyncio.StreamWriter,
                        req: h11.Request, body: bytes, uid: int) -> bool:
         """Answer one request; True if it became an event stream."""
+        root = self.root
+        assert root is not None
         method = req.method.decode("ascii", "replace")
         target = req.target.split(b"?", 1)[0]
         if target == b"/v1/services":
             _allow(method, "GET")
-            data = _json([s.as_dict() for s in self.root.model.all()])
+            data = _json([s.as_dict() for s in root.model.all()])
             await self.respond(conn, writer, 200, data)
         elif target.startswith(b"/v1/services/"):
             rest = target[len(b"/v1/services/"):]
@@ -357,10 +370,10 @@ class ApiServer:
                 if uid not in (0, self.owner):
                     raise HTTPError(403, "not allowed to control services")
                 commands = _commands(body)
-                if self.root.model.get(name) is None:
+                if root.model.get(name) is None:
                     raise HTTPError(404, f"no such service: {name}")
                 try:
-                    self.root.send(name, commands.encode())
+                    root.send(name, commands.encode())
                 except KeyError:
                     raise HTTPError(404, f"no such service: {name}")
                 except OSError as e:
@@ -371,7 +384,7 @@ class ApiServer:
             else:
                 _allow(method, "GET")
                 name = _name(rest)
-                svc = self.root.model.get(name)
+                svc = root.model.get(name)
                 if svc is None:
                     raise HTTPError(404, f"no such service: {name}")
                 await self.respond(conn, writer, 200, _json(svc.as_dict()))
@@ -390,7 +403,7 @@ class ApiServer:
             return True
         elif target == b"/metrics":
             _allow(method, "GET")
-            await self.respond(conn, writer, 200, metrics(self.root.model.all()),
+            await self.respond(conn, writer, 200, metrics(root.model.all()),
                                "text/plain; version=0.0.4; charset=utf-8")
         else:
             raise HTTPError(404, "no such path")
