@@ -13,6 +13,12 @@ temporary (no daemon, a socket error, supervise not running).
 Without a daemon, ``status`` reads the status files under the scan
 directory instead (``--scan``, default /etc/service).
 
+``wait`` subscribes to the events first, then looks at each service, then
+waits for the events that are missing: no polling, and no change can fall
+between the look and the wait. A name the daemon does not know yet is
+waited for until it appears in that state. ``$DTD_SOCKET`` overrides the
+default socket (/run/dtd/dtd.sock as root, else $XDG_RUNTIME_DIR/dtd.sock).
+
 HTTP is spoken here by hand, and only the little of it that dtd answers
 with: http.client imports the email package, about 20 ms, which alone is
 more than this client's whole start-up budget.
@@ -165,28 +171,26 @@ def from_files(scan: str, names: list[str]) -> list[Record]:
                 names.append(entry)
                 if os.path.isdir(os.path.join(scan, entry, "log")):
                     names.append(entry + "/log")
-    from dtd import status  # only here: it costs 3 ms at every start
+    # only here: they cost 3 ms at every start
+    from dtd import status
+    from dtd.model import Model
 
-    out: list[Record] = []
+    model = Model(scan)
     for name in names:
-        d = os.path.join(scan, name)
+        d = os.path.abspath(os.path.join(scan, name))
         try:
             st = status.read(d)
         except OSError:
             st = None
-        running = False
         try:
             running = status.supervise_running(d)
         except OSError:
-            pass
-        rec: Record = {"name": name, "directory": os.path.abspath(d), "state": "down", "pid": 0,
-                       "since": 0.0, "paused": False, "want": "up",
-                       "normally_up": not os.path.exists(os.path.join(d, "down")),
-                       "supervised": running}
-        if st is not None:
-            rec.update(state={1: "up", 2: "finish"}.get(st.state, "down") if st.pid or st.state else "down",
-                       pid=st.pid, since=st.since, paused=st.paused and bool(st.pid),
-                       want={ord("u"): "up", ord("d"): "down"}.get(st.want, "once"))
+            running = False
+        model.update(name, d, st, not os.path.exists(os.path.join(d, status.DOWN)), running)
+    out: list[Record] = []
+    for name in names:
+        rec = model.services[name].as_dict()
+        del rec["starts"]  # counted by the root only
         out.append(rec)
     return out
 
