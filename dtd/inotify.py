@@ -4,7 +4,6 @@ Only what the root needs: watch a directory, read batches of events.
 """
 
 import ctypes
-import ctypes.util
 import os
 import struct
 
@@ -23,7 +22,8 @@ IN_NONBLOCK = os.O_NONBLOCK
 IN_CLOEXEC = os.O_CLOEXEC
 
 _EVENT = struct.Struct("iIII")  # wd, mask, cookie, len
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# the process's own symbols include libc's; find_library would run ldconfig
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def _check(r: int) -> int:

@@ -16,20 +16,24 @@ What the APIs show comes from the status files too: the root watches each
 ``supervise/`` directory and feeds every new status record to the model.
 """
 
-import asyncio
 import ctypes
 import errno
 import os
 import resource
 import signal
 import time
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 from dtd import diag, scan, status
 from dtd import inotify as ino
 from dtd.forker import Forker
 from dtd.model import Model
 from dtd.proctitle import set_title
+
+if TYPE_CHECKING:
+    # imported for real only once the first workers are asked for (run()):
+    # asyncio takes 40 ms to import, which the first services need not wait
+    import asyncio
 
 
 class Adapter(Protocol):
@@ -57,7 +61,7 @@ class Side:
         self.pid = 0
         self.pidfd = -1
         self.spawned = -RESPAWN
-        self.timer: asyncio.TimerHandle | None = None
+        self.timer: "asyncio.TimerHandle | None" = None
 
 
 class Service:
@@ -121,7 +125,11 @@ class Root:
         self.errors = ""
         self.stopping = False
         self.rescan_pending = False
-        self.done: asyncio.Future[int] | None = None
+        self.done: "asyncio.Future[int] | None" = None
+        self.loop: "asyncio.AbstractEventLoop | None" = None
+        self.scanned = False
+        self.stop_asked = False
+        self.unwatched: list[tuple[Service, Side]] = []  # pidfds to hand to the loop
         self.forker = forker or Forker()
         self.model = Model(self.scandir)
         self.adapters: list[Adapter] = []
@@ -140,25 +148,48 @@ class Root:
 
     # -- running --------------------------------------------------------------
 
-    async def run(self) -> int:
-        loop = asyncio.get_running_loop()
-        self.done = loop.create_future()
+    def first_scan(self) -> None:
+        """Start every service found, before the event loop exists: the
+        workers get going while the rest of the root is still importing."""
         _set_subreaper()
+        # a stop asked for before the loop runs is carried out once it does
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self.stop_early)
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft < hard:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         self.show_title()
-        loop.add_signal_handler(signal.SIGCHLD, self.reap)
-        loop.add_signal_handler(signal.SIGHUP, self.rescan_soon)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.stop)
         try:
             self.notify = ino.Inotify()
-            loop.add_reader(self.notify.fd, self.on_inotify)
         except OSError as e:
             self.warn("unable to watch ", self.scandir, ": ", diag.reason(e),
                       "; rescanning every 5 seconds only")
         self.rescan(force=True)
+        self.scanned = True
+
+    def stop_early(self, signum: int, frame: object) -> None:
+        self.stop_asked = True
+
+    async def run(self) -> int:
+        import asyncio
+
+        if not self.scanned:
+            self.first_scan()
+        loop = self.loop = asyncio.get_running_loop()
+        self.done = loop.create_future()
+        loop.add_signal_handler(signal.SIGCHLD, self.reap)
+        loop.add_signal_handler(signal.SIGHUP, self.rescan_soon)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+        if self.stop_asked:
+            loop.call_soon(self.stop)
+        if self.notify is not None:
+            loop.add_reader(self.notify.fd, self.on_inotify)
+        for svc, side in self.unwatched:
+            if side.pidfd >= 0:
+                loop.add_reader(side.pidfd, self.worker_gone, svc, side)
+        self.unwatched.clear()
+        self.reap()
         for adapter in self.adapters:
             try:
                 await adapter.start(self)
@@ -179,7 +210,7 @@ class Root:
         if self.stopping:
             return
         self.rescan(force=True)
-        asyncio.get_running_loop().call_later(RESCAN, self.tick)
+        self.later(RESCAN, self.tick)
 
     def watch_scandir(self) -> None:
         if self.notify is None or self.wd is not None:
@@ -256,7 +287,8 @@ class Root:
     def rescan_soon(self) -> None:
         if not self.rescan_pending and not self.stopping:
             self.rescan_pending = True
-            asyncio.get_running_loop().call_soon(self.rescan, False)
+            assert self.loop is not None
+            self.loop.call_soon(self.rescan, False)
 
     def rescan(self, force: bool = False) -> None:
         """svscan's doit(): start what is new or not running, forget what is
@@ -372,8 +404,7 @@ class Root:
             svc.pipe = os.pipe2(os.O_CLOEXEC)
         now = time.monotonic()
         if now < side.spawned + RESPAWN:
-            side.timer = asyncio.get_running_loop().call_later(
-                side.spawned + RESPAWN - now, self.respawn, svc, side)
+            side.timer = self.later(side.spawned + RESPAWN - now, self.respawn, svc, side)
             return False
         side.spawned = now
         pipe = None
@@ -386,10 +417,17 @@ class Root:
             if e.errno != errno.ESRCH:
                 self.warn("unable to start supervise ", side.path, ": ", diag.reason(e))
             # gone already, or no worker at all: try again in a second
-            side.timer = asyncio.get_running_loop().call_later(RESPAWN, self.respawn, svc, side)
+            side.timer = self.later(RESPAWN, self.respawn, svc, side)
             return False
         self.track(svc, side, pid, pidfd)
         return True
+
+    def later(self, delay: float, fn: Callable[..., None], *args: object) -> "asyncio.TimerHandle | None":
+        """A timer; before the loop runs there is none, and the first full
+        rescan, moments later, does what it would have done."""
+        if self.loop is None:
+            return None
+        return self.loop.call_later(delay, fn, *args)
 
     def respawn(self, svc: Service, side: Side) -> None:
         side.timer = None
@@ -398,12 +436,16 @@ class Root:
 
     def track(self, svc: Service, side: Side, pid: int, pidfd: int) -> None:
         side.pid, side.pidfd = pid, pidfd
-        asyncio.get_running_loop().add_reader(pidfd, self.worker_gone, svc, side)
+        if self.loop is None:
+            self.unwatched.append((svc, side))
+        else:
+            self.loop.add_reader(pidfd, self.worker_gone, svc, side)
         self.watch_status(svc, side)
         self.refresh(svc, side)
 
     def worker_gone(self, svc: Service, side: Side) -> None:
-        asyncio.get_running_loop().remove_reader(side.pidfd)
+        assert self.loop is not None
+        self.loop.remove_reader(side.pidfd)
         os.close(side.pidfd)
         side.pid, side.pidfd = 0, -1
         self.reap()
@@ -432,7 +474,8 @@ class Root:
         if self.stopping:
             return
         self.stopping = True
-        loop = asyncio.get_running_loop()
+        loop = self.loop
+        assert loop is not None
         if self.notify is not None:
             loop.remove_reader(self.notify.fd)
         for svc in self.services.values():
@@ -460,7 +503,7 @@ class Root:
             self.control(svc.main, b"kx")
             if svc.log is not None:
                 self.control(svc.log, b"dx")
-        asyncio.get_running_loop().call_later(2.0, self.finish, 0)
+        self.later(2.0, self.finish, 0)
 
     def finish(self, code: int) -> None:
         self.forker.stop()
