@@ -216,11 +216,15 @@ def parse_help(text: str) -> tuple[set[str], set[str]]:
     section = ""
     option = r"(?<![\w-])--?[A-Za-z][\w-]*"
     for line in text.splitlines():
-        if line and not line.startswith(" "):
+        continued = line.startswith(" ")
+        if line and not continued:
             section, _, line = line.partition(":")
             line = " " + line
         if section == "usage":
             options |= {o for b in re.findall(r"\[([^]]*)\]", line) for o in re.findall(option, b)}
+            if continued and re.match(r"  [a-z]", line):  # hand-written: a command a line
+                words = line.split()
+                commands |= {w for w in words[0].split("|") if re.fullmatch(r"[a-z][\w-]*", w)}
         elif section in ("options", "optional arguments"):
             m = re.match(r" +(-\S.*?)(?: {2,}|$)", line)
             if m:
@@ -237,16 +241,17 @@ def parse_help(text: str) -> tuple[set[str], set[str]]:
     return options, commands
 
 
-def help_options(cmd: str, *sub: str) -> set[str]:
-    """Options and subcommands from an argparse command's --help, and the
+def help_options(cmd: str, *sub: str, recurse: bool = True) -> set[str]:
+    """Options and subcommands from a command's --help, and (argparse) the
     options of each subcommand from its own --help."""
     out = subprocess.run([ours(cmd), *sub, "--help"], capture_output=True, text=True,
                          timeout=30)
     assert out.returncode == 0, out.stderr
     options, commands = parse_help(out.stdout)
     found = options | commands
-    for name in commands:
-        found |= help_options(cmd, *sub, name)
+    if recurse:
+        for name in commands:
+            found |= help_options(cmd, *sub, name)
     return found
 
 
@@ -264,8 +269,12 @@ def script_actions(module: str, function: str) -> set[str]:
 def options_of(cmd: str) -> frozenset[str]:
     module, source = module_source(cmd)
     found = getopt_options(source)
-    if "argparse" in source:
+    if "import argparse" in source:
         found |= help_options(cmd)
+    elif '"--help"' in source:
+        # a hand-parsed command line (dtdctl, for its start-up time): one
+        # usage text for all, and -h/--help themselves
+        found |= help_options(cmd, recurse=False) | {"-h", "--help"}
     if cmd in SCRIPT_PARSERS:
         found |= script_actions(*SCRIPT_PARSERS[cmd])
     return frozenset(found)
