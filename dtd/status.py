@@ -196,10 +196,3 @@ def lock_owner(directory: str) -> int | None:
     except OSError:
         return None
     return None
-
-
-def lock_exnb(fd: int) -> None:
-    """Exclusive non-blocking lock, as djb's lock_exnb."""
-    import fcntl  # here: the clients, which import this module, take no locks
-
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

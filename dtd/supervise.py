@@ -11,6 +11,7 @@ The root daemon forks workers and calls ``Worker(...).run()`` in the child;
 ``supervise DIR`` runs the same worker standalone.
 """
 
+import fcntl
 import os
 import select
 import signal
@@ -114,7 +115,8 @@ class Worker:
         try:
             self.fdlock = os.open(status.LOCK, os.O_WRONLY | os.O_NONBLOCK | os.O_APPEND
                                   | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            status.lock_exnb(self.fdlock)
+            # exclusive, non-blocking: djb's lock_exnb
+            fcntl.flock(self.fdlock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
             diag.fatal(PROG, "unable to acquire ", d, "/supervise/lock: ", diag.reason(e))
         _fifo(status.CONTROL)
