@@ -5,11 +5,9 @@ order, as with the reference. Exit 100 for usage, 111 for an unknown account
 or a failed exec; otherwise the child's exit code.
 """
 
-import os
-import pwd
 import sys
 
-from dtd.diag import EXIT_USAGE, fatal, say
+from dtd.env import account
 from dtd.env.pathexec import environ, run
 
 PROG = "envuidgid"
@@ -17,17 +15,9 @@ PROG = "envuidgid"
 
 def main(argv: list[str] | None = None) -> int:
     """argv: the arguments after the program name (default sys.argv[1:])."""
-    args = [os.fsencode(a) for a in (sys.argv[1:] if argv is None else argv)]
-    if len(args) < 2:
-        say("envuidgid: usage: envuidgid account child")
-        return EXIT_USAGE
-    account = args[0]
-    try:
-        pw = pwd.getpwnam(os.fsdecode(account))
-    except (KeyError, ValueError):
-        fatal(PROG, "unknown account ", account)
+    pw, child = account.parse(PROG, argv)
     env = environ([(b"GID", b"%d" % pw.pw_gid), (b"UID", b"%d" % pw.pw_uid)])
-    run(PROG, args[1:], env)
+    run(PROG, child, env)
 
 
 if __name__ == "__main__":

@@ -7,10 +7,10 @@ otherwise the child's exit code, since the child replaces us.
 """
 
 import os
-import pwd
 import sys
 
-from dtd.diag import EXIT_USAGE, error_str, fatal, say
+from dtd.diag import error_str, fatal
+from dtd.env import account
 from dtd.env.pathexec import run
 
 PROG = "setuidgid"
@@ -18,15 +18,7 @@ PROG = "setuidgid"
 
 def main(argv: list[str] | None = None) -> int:
     """argv: the arguments after the program name (default sys.argv[1:])."""
-    args = [os.fsencode(a) for a in (sys.argv[1:] if argv is None else argv)]
-    if len(args) < 2:
-        say("setuidgid: usage: setuidgid account child")
-        return EXIT_USAGE
-    account = args[0]
-    try:
-        pw = pwd.getpwnam(os.fsdecode(account))
-    except (KeyError, ValueError):
-        fatal(PROG, "unknown account ", account)
+    pw, child = account.parse(PROG, argv)
     try:
         os.setgroups([pw.pw_gid])
         os.setgid(pw.pw_gid)
@@ -36,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         os.setuid(pw.pw_uid)
     except OSError as e:
         fatal(PROG, "unable to setuid: ", error_str(e.errno))
-    run(PROG, args[1:])
+    run(PROG, child)
 
 
 if __name__ == "__main__":
