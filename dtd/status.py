@@ -14,7 +14,6 @@ runit collector all read it:
 
 import errno
 import os
-import struct
 
 from dtd import tai64
 
@@ -43,8 +42,6 @@ WANT_ONCE = 0
 
 # Control bytes: daemontools' u d o p c h a i t k x and runit's q 1 2.
 COMMANDS = b"udopchaitkxq12"
-
-_BODY = struct.Struct("<LBBBB")
 
 
 class Status:
@@ -77,9 +74,8 @@ class Status:
 
 
 def pack(st: Status) -> bytes:
-    return tai64.pack(st.seconds, st.nanoseconds) + _BODY.pack(
-        st.pid, 1 if st.paused else 0, st.want, 1 if st.term_sent else 0, st.state
-    )
+    return tai64.pack(st.seconds, st.nanoseconds) + st.pid.to_bytes(4, "little") + bytes(
+        (1 if st.paused else 0, st.want, 1 if st.term_sent else 0, st.state))
 
 
 def unpack(data: bytes) -> Status | None:
