@@ -8,6 +8,7 @@ and readers of this, nothing more.
 
 from typing import Callable
 
+from dtd.info import Info
 from dtd.status import STATE_FINISH, STATE_RUN, WANT_DOWN, WANT_UP, Status
 
 ADDED = "added"
@@ -26,7 +27,8 @@ VERBS = {
 
 class Service:
     __slots__ = ("name", "directory", "state", "pid", "since", "paused", "want",
-                 "normally_up", "supervised", "starts")
+                 "normally_up", "supervised", "starts", "ready", "ready_since",
+                 "status_text", "exit_code", "exit_signal", "fails", "backoff", "stopped")
 
     def __init__(self, name: str, directory: str) -> None:
         self.name = name  # "web", or "web/log" for its logger
@@ -39,6 +41,15 @@ class Service:
         self.normally_up = True
         self.supervised = False  # a worker holds the directory
         self.starts = 0  # ./run starts seen since the root began watching
+        # from supervise/info (dtd/info.py); these defaults when it is missing
+        self.ready = False
+        self.ready_since = 0.0  # Unix time
+        self.status_text = ""
+        self.exit_code: int | None = None  # of the last run; -1 for a signal
+        self.exit_signal = 0
+        self.fails = 0
+        self.backoff = 0.0  # seconds
+        self.stopped = False
 
     def as_dict(self) -> dict[str, object]:
         return {k: getattr(self, k) for k in self.__slots__}
@@ -74,8 +85,9 @@ class Model:
         return [self.services[k] for k in sorted(self.services)]
 
     def update(self, name: str, directory: str, st: Status | None, normally_up: bool,
-               supervised: bool) -> None:
-        """Record what the files say of one service; tell listeners if that
+               supervised: bool, info: Info | None = None) -> None:
+        """Record what the files say of one service (supervise/status and,
+        when the worker writes one, supervise/info); tell listeners if that
         is new or different."""
         old = self.services.get(name)
         new = Service(name, directory)
@@ -90,6 +102,15 @@ class Model:
             new.want = WANTS.get(st.want, "once")
             if st.pid and (old is None or old.pid != st.pid) and old is not None:
                 new.starts += 1
+        if info is not None:
+            new.ready = info.ready
+            new.ready_since = info.ready_since
+            new.status_text = info.status_text
+            new.exit_code = info.exit_code
+            new.exit_signal = info.exit_signal
+            new.fails = info.fails
+            new.backoff = info.backoff
+            new.stopped = info.stopped
         if old is None:
             if new.pid:
                 new.starts = 1

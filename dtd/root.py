@@ -24,7 +24,7 @@ import signal
 import time
 from typing import TYPE_CHECKING, Callable, Protocol
 
-from dtd import diag, scan, status
+from dtd import diag, info, scan, status
 from dtd import inotify as ino
 from dtd.forker import Forker
 from dtd.model import Model
@@ -230,7 +230,7 @@ class Root:
             if watched is not None:
                 if mask & ino.IN_IGNORED:
                     del self.status_watches[wd]
-                elif name in ("status", status.DOWN):
+                elif name in ("status", "info", status.DOWN):
                     self.refresh(*watched)
                 continue
             if wd == self.wd and mask & (ino.IN_DELETE_SELF | ino.IN_MOVE_SELF | ino.IN_IGNORED):
@@ -270,8 +270,14 @@ class Root:
             st = status.read(directory)
         except OSError:
             st = None
+        try:
+            # written by our worker next to status, renamed into the same
+            # directory: the same inotify events bring both
+            inf = info.read(os.path.join(directory, info.INFO))
+        except OSError:
+            inf = None
         normally_up = not os.path.exists(os.path.join(directory, status.DOWN))
-        self.model.update(side.path, directory, st, normally_up, side.pid != 0)
+        self.model.update(side.path, directory, st, normally_up, side.pid != 0, inf)
 
     def send(self, name: str, commands: bytes) -> None:
         """Control bytes for a service, by name, as svc writes them.

@@ -1,5 +1,6 @@
 """The model: records from status files, change events, start counts."""
 
+from dtd.info import Info
 from dtd.model import ADDED, CHANGED, REMOVED, Model
 from dtd.status import STATE_DOWN, STATE_RUN, WANT_DOWN, WANT_ONCE, WANT_UP, Status
 
@@ -27,7 +28,9 @@ def test_record_fields() -> None:
     assert svc.as_dict() == {
         "name": "db/log", "directory": "/s/db/log", "state": "up", "pid": 7,
         "since": 200 + 5e-9, "paused": True, "want": "once", "normally_up": False,
-        "supervised": True, "starts": 1}
+        "supervised": True, "starts": 1, "ready": False, "ready_since": 0.0,
+        "status_text": "", "exit_code": None, "exit_signal": 0, "fails": 0,
+        "backoff": 0.0, "stopped": False}
 
 
 def test_starts_count_new_pids() -> None:
@@ -45,3 +48,19 @@ def test_no_status_yet_is_down() -> None:
     svc = m.get("x")
     assert svc is not None and svc.state == "down" and not svc.supervised
     assert [s.name for s in m.all()] == ["x"]
+
+
+def test_info_fields_and_their_changes() -> None:
+    m = Model("/s")
+    seen: list[tuple[str, bool, str]] = []
+    m.listen(lambda kind, svc: seen.append((kind, svc.ready, svc.status_text)))
+    m.update("w", "/s/w", run(9), True, True)  # no info file: the defaults
+    inf = Info(True, 300.5, "serving", -1, 9, 3, 0.25, True)
+    m.update("w", "/s/w", run(9), True, True, inf)
+    svc = m.get("w")
+    assert svc is not None
+    assert (svc.ready, svc.ready_since, svc.status_text, svc.exit_code, svc.exit_signal,
+            svc.fails, svc.backoff, svc.stopped) == (True, 300.5, "serving", -1, 9, 3, 0.25, True)
+    m.update("w", "/s/w", run(9), True, True, inf)  # the same again: no event
+    m.update("w", "/s/w", run(9), True, True, Info(True, 300.5, "busy"))
+    assert seen == [(ADDED, False, ""), (CHANGED, True, "serving"), (CHANGED, True, "busy")]
