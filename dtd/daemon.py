@@ -57,7 +57,10 @@ def notify_ready(path: str) -> None:
 
 
 def serve(scandir: str, prog: str, stop_timeout: float = STOP_TIMEOUT,
-          adapters: "list[object] | None" = None) -> int:
+          adapters: "list[object] | None" = None, init: bool = False,
+          log_stdout: bool = False) -> int:
+    """Supervise scandir until stopped; the exit code. As PID 1 (a
+    container's init, even as svscan) the --init duties come with it."""
     try:
         os.chdir(scandir)
     except OSError as e:
@@ -73,7 +76,7 @@ def serve(scandir: str, prog: str, stop_timeout: float = STOP_TIMEOUT,
     forker.start()
     from dtd.root import Root
 
-    root = Root(scandir, prog, stop_timeout, forker)
+    root = Root(scandir, prog, stop_timeout, forker, init or os.getpid() == 1, log_stdout)
     root.first_scan()
     import asyncio
 
@@ -118,6 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--socket-group", metavar="GROUP", help="the socket's group")
     parser.add_argument("--bus", choices=("system", "session", "none"),
                         help="the D-Bus to serve on (default: system as root, else session)")
+    parser.add_argument("--init", action="store_true",
+                        help="a container's init: reap orphans, end every process on stop, "
+                        "exit when an essential service stops (implied as PID 1)")
+    parser.add_argument("--log-stdout", action="store_true",
+                        help="the output of services without a log/ on stdout, as NAME: line")
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:
@@ -168,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
 
         adapters.append(BusService(bus))
     try:
-        return serve(scandir, "dtd", args.stop_timeout, adapters)
+        return serve(scandir, "dtd", args.stop_timeout, adapters, args.init, args.log_stdout)
     finally:
         if pidfile:
             pidfile.remove()

@@ -9,8 +9,9 @@ a SOCK_SEQPACKET socket for each new worker; the answer is the worker's pid,
 which the root then watches through a pidfd, as it does for workers it adopts.
 
 Request: ``scandir NUL name NUL ("main" | "log")`` with the pair's pipe end,
-if any, passed as SCM_RIGHTS. Reply, from the worker itself: its pid in
-decimal, or ``-errno``.
+if any, and the end the worker keeps (the read end of a ``--log-stdout``
+service's pipe), passed as SCM_RIGHTS. Reply, from the worker itself: its pid
+in decimal, or ``-errno``.
 """
 
 import os
@@ -29,14 +30,19 @@ MAX_REQUEST = 65536
 # costs about 0.5 MiB PSS
 WAITING = 4
 REPLY_TIMEOUT = 5.0
+KEPT_FD = 3  # where a worker keeps the read end of its service's relayed pipe
 
 
-def become_worker(scandir: str, name: str, log: bool, pipe: int | None) -> None:
+def become_worker(scandir: str, name: str, log: bool, pipe: int | None,
+                  keep: int | None = None) -> None:
     """In a forked child: turn into ``supervise NAME``; never returns.
 
     svscan runs ``supervise NAME`` in the scan directory and ``supervise
     log`` in the service directory; so do we, so that messages name the same
     paths. The pipe end becomes the logger's stdin or the service's stdout.
+    keep, the read end of a relayed service's pipe, stays open as KEPT_FD
+    (close-on-exec: ./run does not get it), so the pipe has a reader, and
+    the root a way back to it, while no root runs.
     """
     code = diag.EXIT_TEMP
     title = os.path.join(name, "log") if log else name
@@ -46,8 +52,15 @@ def become_worker(scandir: str, name: str, log: bool, pipe: int | None) -> None:
             os.chdir(name)
         if pipe is not None:
             os.dup2(pipe, 0 if log else 1)
+        first = 3
+        if keep is not None:
+            kept = os.dup(keep)  # not inheritable, as Python makes every descriptor
+            if kept != KEPT_FD:
+                os.dup2(kept, KEPT_FD, inheritable=False)
+                os.close(kept)
+            first = KEPT_FD + 1
         # the root's socket, other services' pipes: none of ours
-        os.closerange(3, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+        os.closerange(first, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
         os.setsid()
         set_title("supervise " + title, supervise.PROG)
         code = supervise.Worker("log" if log else name).run()
@@ -100,7 +113,7 @@ def take_request(sock: socket.socket, taken: int) -> None:
     taken, answer the root with our pid, and become that worker."""
     while True:
         try:
-            msg, fds, _, _ = socket.recv_fds(sock, MAX_REQUEST, 1)
+            msg, fds, _, _ = socket.recv_fds(sock, MAX_REQUEST, 2)
             break
         except InterruptedError:
             continue
@@ -128,7 +141,8 @@ def take_request(sock: socket.socket, taken: int) -> None:
     except OSError:
         pass  # the root died since it asked: a new root will adopt us
     sock.close()
-    become_worker(scandir, name, which == "log", fds[0] if fds else None)
+    become_worker(scandir, name, which == "log", fds[0] if fds else None,
+                  fds[1] if len(fds) > 1 else None)
 
 
 class Forker:
@@ -151,7 +165,8 @@ class Forker:
         ours.settimeout(REPLY_TIMEOUT)
         self.sock = ours
 
-    def spawn(self, scandir: str, name: str, log: bool, pipe: int | None) -> int:
+    def spawn(self, scandir: str, name: str, log: bool, pipe: int | None,
+              keep: int | None = None) -> int:
         """Fork a worker; its pid. Raises OSError when that fails."""
         for attempt in (1, 2):
             if self.sock is None:
@@ -159,7 +174,8 @@ class Forker:
             assert self.sock is not None
             msg = b"\0".join((os.fsencode(scandir), os.fsencode(name), b"log" if log else b"main"))
             try:
-                socket.send_fds(self.sock, [msg], [pipe] if pipe is not None else [])
+                fds = [fd for fd in (pipe, keep) if fd is not None]
+                socket.send_fds(self.sock, [msg], fds)
                 reply = self.sock.recv(64)
             except OSError:
                 reply = b""

@@ -27,8 +27,12 @@ from typing import TYPE_CHECKING, Callable, Protocol
 from dtd import diag, info, scan, status
 from dtd import inotify as ino
 from dtd.forker import Forker
-from dtd.model import Model
+from dtd.model import REMOVED, Model
+from dtd.model import Service as Record
 from dtd.proctitle import set_title
+
+if TYPE_CHECKING:
+    from dtd.relay import Relay, Stream
 
 if TYPE_CHECKING:
     # imported for real only once the first workers are asked for (run()):
@@ -47,6 +51,9 @@ class Adapter(Protocol):
 RESCAN = 5.0  # seconds between full rescans, as svscan
 RESPAWN = 1.0  # at most one new worker per directory per second
 STOP_TIMEOUT = 10.0
+STRAY_GRACE = 2.0  # --init: seconds between TERM and KILL for what outlives the services
+STRAY_POLL = 0.02
+ESSENTIAL = "essential"
 TITLE_ERRORS = 400  # characters of recent errors in the process title
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -65,7 +72,7 @@ class Side:
 
 
 class Service:
-    __slots__ = ("name", "key", "main", "log", "pipe", "active")
+    __slots__ = ("name", "key", "main", "log", "pipe", "active", "stream", "run")
 
     def __init__(self, name: str, key: tuple[int, int], log: bool) -> None:
         self.name = name
@@ -74,6 +81,8 @@ class Service:
         self.log = Side(os.path.join(name, "log")) if log else None
         self.pipe: tuple[int, int] | None = None  # (read end, write end)
         self.active = True
+        self.stream: "Stream | None" = None  # --log-stdout: the relay's view of the pipe
+        self.run = 0  # the ./run whose unfinished last line the relay holds
 
     def sides(self) -> list[Side]:
         return [self.main] if self.log is None else [self.main, self.log]
@@ -103,6 +112,48 @@ def _reopen_pipe(pid: int, fd: int) -> tuple[int, int] | None:
     return r, w
 
 
+def _same_pipe(pid: int, a: int, b: int) -> bool:
+    """True when descriptors a and b of pid are ends of one pipe: a worker of
+    a --log-stdout service keeps the read end next to its output."""
+    try:
+        target = os.readlink(f"/proc/{pid}/fd/{a}")
+        return target.startswith("pipe:") and os.readlink(f"/proc/{pid}/fd/{b}") == target
+    except OSError:
+        return False
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below pid, from /proc: in a container, all of them."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] not in (b"Z", b"X"):
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def exit_code(rec: Record) -> int:
+    """A stopped service's exit code as a shell reports it: 128 plus the
+    signal that killed it; 0 when its worker does not know."""
+    if rec.exit_code is None:
+        return 0
+    if rec.exit_code < 0:
+        return 128 + rec.exit_signal
+    return rec.exit_code
+
+
 def _set_subreaper() -> None:
     """Orphans of a killed worker (its ./run) become our children, so that
     they are reaped here while a new worker watches them."""
@@ -114,10 +165,17 @@ def _set_subreaper() -> None:
 
 class Root:
     def __init__(self, scandir: str, prog: str = "dtd", stop_timeout: float = STOP_TIMEOUT,
-                 forker: Forker | None = None) -> None:
+                 forker: Forker | None = None, init: bool = False,
+                 log_stdout: bool = False) -> None:
         self.scandir = os.path.abspath(scandir)
         self.prog = prog
         self.stop_timeout = stop_timeout
+        self.init = init  # --init, or PID 1: reap, stop everything, essential services
+        self.log_stdout = log_stdout
+        self.relay: "Relay | None" = None
+        self.relayed: dict[str, Service] = {}  # by name: services whose lines the relay writes
+        self.code = 0  # the exit code, once stopping
+        self.final = False  # --init: the services are down, the strays are being ended
         self.services: dict[tuple[int, int], Service] = {}
         self.waiting: dict[int, str] = {}  # inotify watch -> entry without a runnable run yet
         self.notify: ino.Inotify | None = None
@@ -153,8 +211,9 @@ class Root:
         workers get going while the rest of the root is still importing."""
         _set_subreaper()
         # a stop asked for before the loop runs is carried out once it does
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in self.stop_signals():
             signal.signal(sig, self.stop_early)
+        self.model.listen(self.on_record)
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft < hard:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -166,6 +225,13 @@ class Root:
                       "; rescanning every 5 seconds only")
         self.rescan(force=True)
         self.scanned = True
+
+    def stop_signals(self) -> tuple[int, ...]:
+        """SIGTERM and SIGINT stop everything; with --init SIGQUIT too, as
+        s6-svscan does (its loggers are drained all the same here)."""
+        if self.init:
+            return (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+        return (signal.SIGTERM, signal.SIGINT)
 
     def stop_early(self, signum: int, frame: object) -> None:
         self.stop_asked = True
@@ -179,12 +245,14 @@ class Root:
         self.done = loop.create_future()
         loop.add_signal_handler(signal.SIGCHLD, self.reap)
         loop.add_signal_handler(signal.SIGHUP, self.rescan_soon)
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in self.stop_signals():
             loop.add_signal_handler(sig, self.stop)
         if self.stop_asked:
             loop.call_soon(self.stop)
         if self.notify is not None:
             loop.add_reader(self.notify.fd, self.on_inotify)
+        if self.relay is not None:
+            loop.add_reader(self.relay.fileno(), self.relay.on_events)
         for svc, side in self.unwatched:
             if side.pidfd >= 0:
                 loop.add_reader(side.pidfd, self.worker_gone, svc, side)
@@ -326,10 +394,15 @@ class Root:
             if svc.name != entry.name:  # renamed: the same inode, the same service
                 for side in svc.sides():
                     self.model.remove(side.path)
+                if self.relayed.get(svc.name) is svc:
+                    del self.relayed[svc.name]
+                    self.relayed[entry.name] = svc
                 svc.name = entry.name
                 svc.main.path = entry.name
                 if svc.log is not None:
                     svc.log.path = os.path.join(entry.name, "log")
+                if svc.stream is not None and self.relay is not None:
+                    self.relay.rename(svc.stream, entry.name)
             svc.active = True
             self.ensure(svc)
         for key, svc in list(self.services.items()):
@@ -355,6 +428,11 @@ class Root:
                 side.timer.cancel()
 
     def close_pipe(self, svc: Service) -> None:
+        if svc.stream is not None and self.relay is not None:
+            self.relay.remove(svc.stream)
+            svc.stream = None
+            if self.relayed.get(svc.name) is svc:
+                del self.relayed[svc.name]
         if svc.pipe:
             for fd in svc.pipe:
                 os.close(fd)
@@ -364,13 +442,37 @@ class Root:
 
     def ensure(self, svc: Service) -> None:
         """Every side of svc has a worker: adopted if one runs, else forked."""
-        if svc.log is not None and svc.pipe is None:
-            svc.pipe = self.recover_pipe(svc)
+        if svc.pipe is None:
+            svc.pipe = self.recover_pipe(svc) if svc.log is not None else self.recover_relayed(svc)
         for side in svc.sides():
             if side.pid == 0 and side.timer is None:
                 self.adopt(svc, side) or self.spawn(svc, side)
-        if svc.log is not None and svc.pipe is None:
+        self.make_pipe(svc)
+
+    def make_pipe(self, svc: Service) -> None:
+        """The pipe of a log pair, or with --log-stdout of a service without
+        a logger; the latter's is given to the relay."""
+        if svc.pipe is None and (svc.log is not None or self.log_stdout):
             svc.pipe = os.pipe2(os.O_CLOEXEC)
+        if svc.log is None and svc.pipe is not None and svc.stream is None:
+            if self.relay is None:
+                from dtd.relay import Relay
+
+                self.relay = Relay(1, self.later)
+                if self.loop is not None:
+                    self.loop.add_reader(self.relay.fileno(), self.relay.on_events)
+            svc.stream = self.relay.add(svc.name, *svc.pipe)
+            self.relayed[svc.name] = svc
+
+    def recover_relayed(self, svc: Service) -> tuple[int, int] | None:
+        """The pipe of a --log-stdout service that outlived the previous
+        root: its worker has the write end as output and keeps the read end
+        as descriptor 3. Relayed whether or not this root was asked to: a
+        pipe that nobody empties would block the service."""
+        owner = status.lock_owner(os.path.join(self.scandir, svc.main.path))
+        if owner and _same_pipe(owner, 1, 3):
+            return _reopen_pipe(owner, 1)
+        return None
 
     def recover_pipe(self, svc: Service) -> tuple[int, int] | None:
         """The pipe of a pair that outlived the previous root, if any process
@@ -406,18 +508,19 @@ class Root:
         return True
 
     def spawn(self, svc: Service, side: Side) -> bool:
-        if svc.log is not None and svc.pipe is None:
-            svc.pipe = os.pipe2(os.O_CLOEXEC)
+        self.make_pipe(svc)
         now = time.monotonic()
         if now < side.spawned + RESPAWN:
             side.timer = self.later(side.spawned + RESPAWN - now, self.respawn, svc, side)
             return False
         side.spawned = now
-        pipe = None
+        pipe = keep = None
         if svc.pipe is not None:
             pipe = svc.pipe[0] if side is svc.log else svc.pipe[1]
+            if svc.log is None:
+                keep = svc.pipe[0]  # the pipe outlives the root: its worker holds a reader
         try:
-            pid = self.forker.spawn(self.scandir, svc.name, side is svc.log, pipe)
+            pid = self.forker.spawn(self.scandir, svc.name, side is svc.log, pipe, keep)
             pidfd = os.pidfd_open(pid)
         except OSError as e:
             if e.errno != errno.ESRCH:
@@ -474,12 +577,35 @@ class Root:
             if pid == 0:
                 return
 
+    # -- --init: essential services; --log-stdout: last lines -----------------
+
+    def on_record(self, kind: str, rec: Record) -> None:
+        if kind == REMOVED:
+            return
+        svc = self.relayed.get(rec.name)
+        if svc is not None and svc.stream is not None and self.relay is not None:
+            if svc.run and rec.pid != svc.run:
+                # its ./run is gone: an unfinished last line will not end
+                self.relay.flush(svc.stream)
+            svc.run = rec.pid
+        if (self.init and rec.stopped and not self.stopping
+                and os.path.exists(os.path.join(rec.directory, ESSENTIAL))):
+            code = exit_code(rec)
+            self.warn("essential service ", rec.name, " stopped: exiting ", str(code))
+            if self.loop is None:
+                self.stop_asked = True  # carried out once the loop runs
+                self.code = code
+            else:
+                self.stop(code)
+
     # -- stopping: every service down, loggers drained, then exit -------------
 
-    def stop(self) -> None:
+    def stop(self, code: int | None = None) -> None:
         if self.stopping:
             return
         self.stopping = True
+        if code is not None:
+            self.code = code
         loop = self.loop
         assert loop is not None
         if self.notify is not None:
@@ -496,25 +622,62 @@ class Root:
     def stop_step(self) -> None:
         """A logger is stopped by end of input, so that it writes all its
         service said: once the service side is gone, the root closes its
-        ends and the logger, told to run once and exit, reads to the end."""
+        ends and the logger, told to run once and exit, reads to the end.
+        The relay likewise writes out all a service said once it is gone."""
+        if self.final:
+            return
         for svc in self.services.values():
-            if svc.log is not None and svc.main.pid == 0 and svc.pipe is not None:
-                self.control(svc.log, b"ox")
+            if svc.main.pid == 0 and svc.pipe is not None:
+                if svc.log is not None:
+                    self.control(svc.log, b"ox")
                 self.close_pipe(svc)
         if all(s.pid == 0 for svc in self.services.values() for s in svc.sides()):
-            self.finish(0)
+            self.finish()
 
     def stop_late(self) -> None:
         for svc in self.services.values():
             self.control(svc.main, b"kx")
             if svc.log is not None:
                 self.control(svc.log, b"dx")
-        self.later(2.0, self.finish, 0)
+        self.later(2.0, self.finish)
 
-    def finish(self, code: int) -> None:
+    def finish(self) -> None:
+        """Exit with self.code; with --init, once every process left below
+        the root (a service's daemon that escaped its group, an orphan) has
+        been sent TERM and, STRAY_GRACE seconds later, KILL: a container
+        must stop."""
         self.forker.stop()
+        for svc in self.services.values():
+            if svc.stream is not None:
+                self.close_pipe(svc)
+        if self.init and not self.final:
+            self.final = True
+            self.end_strays(time.monotonic() + STRAY_GRACE, signal.SIGTERM)
+            return
         if self.done is not None and not self.done.done():
-            self.done.set_result(code)
+            self.done.set_result(self.code)
+
+    def end_strays(self, deadline: float, sig: int) -> None:
+        self.reap()
+        strays = descendants(os.getpid())
+        if not strays:
+            self.final_exit()
+            return
+        if time.monotonic() >= deadline:
+            sig = signal.SIGKILL
+        for pid in strays:
+            for s in (sig, signal.SIGCONT) if sig == signal.SIGTERM else (sig,):
+                try:
+                    os.kill(pid, s)
+                except OSError:
+                    pass
+        # no event says when a grandchild is gone: looked at again shortly
+        again = signal.SIGKILL if sig == signal.SIGKILL else 0
+        self.later(STRAY_POLL, self.end_strays, deadline, again)
+
+    def final_exit(self) -> None:
+        if self.done is not None and not self.done.done():
+            self.done.set_result(self.code)
 
     def control(self, side: Side, commands: bytes) -> None:
         """Write commands into a worker's control FIFO, as svc does."""
