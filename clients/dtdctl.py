@@ -3,7 +3,7 @@
     dtdctl [--socket PATH] [--scan DIR] status [NAME...] [--json]
     dtdctl up|down|once|pause|cont|hup|alarm|int|term|kill|exit NAME...
     dtdctl watch [--json]
-    dtdctl wait up|down NAME... [--timeout S]
+    dtdctl wait up|ready|down NAME... [--timeout S]
     dtdctl metrics [-o FILE]
 
 Exit codes: 0 done; 1 timed out, or not in the state asked; 100 usage or a
@@ -16,7 +16,12 @@ directory instead (``--scan``, default /etc/service).
 ``wait`` subscribes to the events first, then looks at each service, then
 waits for the events that are missing: no polling, and no change can fall
 between the look and the wait. A name the daemon does not know yet is
-waited for until it appears in that state. ``$DTD_SOCKET`` overrides the
+waited for until it appears in that state. ``up`` is reached by any start
+the daemon reports, as s6-svwait -u counts s6-supervise's "u" events: a
+service whose ./run keeps exiting at once is up for a moment each second,
+and that moment ends the wait; ``ready`` (up, and the service said so,
+s6-svwait -U) is what shows that a service works. ``down`` means ./run and
+./finish have both ended, as sv -w down waits. ``$DTD_SOCKET`` overrides the
 default socket (/run/dtd/dtd.sock as root, else $XDG_RUNTIME_DIR/dtd.sock).
 
 HTTP is spoken here by hand, and only the little of it that dtd answers
@@ -42,6 +47,7 @@ PROG = "dtdctl"
 VERBS = ("up", "down", "once", "pause", "cont", "hup", "alarm", "int", "term", "kill", "exit")
 LETTERS = dict(zip(VERBS, "udopchaitkx"))
 EXIT_NOT = 1
+WAITS = ("up", "ready", "down")
 
 Record = dict[str, "Any"]
 
@@ -172,7 +178,7 @@ def from_files(scan: str, names: list[str]) -> list[Record]:
                 if os.path.isdir(os.path.join(scan, entry, "log")):
                     names.append(entry + "/log")
     # only here: they cost 3 ms at every start
-    from dtd import status
+    from dtd import info, status
     from dtd.model import Model
 
     model = Model(scan)
@@ -186,7 +192,12 @@ def from_files(scan: str, names: list[str]) -> list[Record]:
             running = status.supervise_running(d)
         except OSError:
             running = False
-        model.update(name, d, st, not os.path.exists(os.path.join(d, status.DOWN)), running)
+        try:
+            facts = info.read(os.path.join(d, info.INFO))
+        except OSError:
+            facts = None
+        model.update(name, d, st, not os.path.exists(os.path.join(d, status.DOWN)), running,
+                     facts)
     out: list[Record] = []
     for name in names:
         rec = model.services[name].as_dict()
@@ -207,10 +218,41 @@ def describe(rec: Record, now: float) -> str:
         notes.append(f"want {rec['want']}")
     if rec["normally_up"] != (state == "up"):
         notes.append("normally " + ("up" if rec["normally_up"] else "down"))
+    notes += _worker_notes(rec, state, now)
     since = float(rec["since"])
     age = f"{max(0, int(now - since))}s" if since else "-"
     pid = str(rec["pid"]) if rec["pid"] else "-"
     return f"{rec['name']:<24} {state:<7} {pid:>8} {age:>9}  {', '.join(notes)}".rstrip()
+
+
+def _worker_notes(rec: Record, state: str, now: float) -> list[str]:
+    """What supervise/info adds: readiness and the service's own status
+    text, the backoff, how the last run ended. Records of daemons older
+    than the info file lack the keys: nothing is added then."""
+    notes = []
+    if rec.get("ready") and state == "up":
+        notes.append(f"ready {max(0, int(now - float(rec.get('ready_since') or now)))}s")
+    if rec.get("status_text"):
+        notes.append(json.dumps(rec["status_text"], ensure_ascii=False))
+    if rec.get("backoff"):
+        notes.append(f"backoff {float(rec['backoff']):.3g}s")
+    if rec.get("fails"):
+        notes.append(f"{rec['fails']} failed runs")
+    code = rec.get("exit_code")
+    if state != "up" and code is not None:
+        if code == -1:
+            import signal  # its enums cost 1 ms: only when a name is shown
+
+            try:
+                name = signal.Signals(int(rec.get("exit_signal", 0))).name
+            except ValueError:
+                name = f"signal {rec.get('exit_signal')}"
+            notes.append("killed by " + name)
+        else:
+            notes.append(f"exited {code}")
+    if rec.get("stopped"):
+        notes.append("stopped")
+    return notes
 
 
 def cmd_status(sock: str, scan: str, names: list[str], as_json: bool) -> int:
@@ -301,41 +343,51 @@ def cmd_watch(sock: str, as_json: bool) -> int:
     return 0
 
 
+def reached(rec: Record, state: str) -> bool:
+    """Whether a service record is in the state wait asks for."""
+    if state == "ready":
+        return rec.get("state") == "up" and bool(rec.get("ready"))
+    return rec.get("state") == state
+
+
 def cmd_wait(sock: str, state: str, names: list[str], timeout: float | None) -> int:
     deadline = None if timeout is None else time.monotonic() + timeout
     conn = subscribe(sock)  # first, so that no change falls between look and wait
     try:
-        pending = set(names)
+        pending = dict.fromkeys(names)  # in the order given, for the message
         look = Connection(sock)
         try:
             for name in names:
                 code, answer = look.call("GET", "/v1/services/" + _quote(name))
-                if code == 200 and isinstance(answer, dict) and answer.get("state") == state:
-                    pending.discard(name)
+                if code == 200 and isinstance(answer, dict) and reached(answer, state):
+                    pending.pop(name, None)
                 elif code not in (200, 404):  # a service not there yet may come
                     raise refusal(code, answer)
         finally:
             look.close()
         stream = events(conn)
         while pending:
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return EXIT_NOT
-                conn.sock.settimeout(left)
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return timed_out(state, list(pending))
+            conn.sock.settimeout(left)
             try:
                 ev = next(stream)
             except TimeoutError:  # _socket.timeout
-                return EXIT_NOT
+                return timed_out(state, list(pending))
             except StopIteration:
                 raise Failed(f"{sock}: the daemon went away")
             svc = ev["service"]
-            if svc["name"] in pending:
-                if svc["state"] == state and ev["event"] != "removed":
-                    pending.discard(svc["name"])
+            if svc["name"] in pending and ev["event"] != "removed" and reached(svc, state):
+                del pending[svc["name"]]
     finally:
         conn.close()
     return 0
+
+
+def timed_out(state: str, names: list[str]) -> int:
+    sys.stderr.write(f"{PROG}: timed out: not {state}: {' '.join(names)}\n")
+    return EXIT_NOT
 
 
 def cmd_metrics(sock: str, out: str | None) -> int:
@@ -368,7 +420,7 @@ USAGE = ("usage: dtdctl [--socket PATH] [--scan DIR] COMMAND ...\n"
          "  status [NAME...] [--json]\n"
          "  " + "|".join(VERBS) + " NAME...\n"
          "  watch [--json]\n"
-         "  wait up|down NAME... [--timeout S]\n"
+         "  wait up|ready|down NAME... [--timeout S]\n"
          "  metrics [-o FILE]\n")
 COMMANDS = ("status", *VERBS, "watch", "wait", "metrics")
 # options that take a value, and the commands that know them
@@ -435,6 +487,9 @@ class Args:
             try:
                 self.timeout = float(value)
             except ValueError:
+                self.timeout = -1.0
+            # nan and inf parse, and would wait forever or fail late
+            if not 0 <= self.timeout < 1e9:
                 raise Failed(f"bad timeout {value}", EXIT_USAGE) from None
 
     def check(self) -> None:
@@ -446,8 +501,8 @@ class Args:
         if self.json and c not in FLAGS["--json"]:
             raise Failed(f"{c} takes no --json", EXIT_USAGE)
         if c == "wait":
-            if not self.names or self.names[0] not in ("up", "down"):
-                raise Failed("wait up or wait down?", EXIT_USAGE)
+            if not self.names or self.names[0] not in WAITS:
+                raise Failed("wait up, ready or down?", EXIT_USAGE)
             self.state = self.names.pop(0)
         if c in ("watch", "metrics") and self.names:
             raise Failed(f"{c} takes no names", EXIT_USAGE)

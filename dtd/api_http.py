@@ -76,6 +76,16 @@ METRICS = (
      "Unix time of the service's last pid change.", lambda s: s.since),
     ("dtd_service_starts_total", "counter",
      "Starts of ./run seen since the root began watching.", lambda s: s.starts),
+    ("dtd_service_ready", "gauge",
+     "Whether the service said it is ready since it started (1) or not (0).",
+     lambda s: 1 if s.ready else 0),
+    ("dtd_service_ready_timestamp_seconds", "gauge",
+     "Unix time the service said it is ready, 0 when it is not.", lambda s: s.ready_since),
+    ("dtd_service_fails", "gauge",
+     "Consecutive failed runs of ./run, as the restart backoff counts them.", lambda s: s.fails),
+    ("dtd_service_backoff_seconds", "gauge",
+     "The delay before the next start the backoff holds back, 0 when none.",
+     lambda s: s.backoff),
 )
 
 

@@ -11,7 +11,8 @@ A thin adapter: every object here reads ``root.model`` or calls
   same object is the ``org.freedesktop.DBus.ObjectManager`` of the services.
 - ``/org/dtd/Supervise1/service/<name escaped as systemd does>``, interface
   ``org.dtd.Supervise1.Service``: properties ``Name Directory State Pid
-  Since Paused Want NormallyUp Starts`` (changes go out in
+  Since Paused Want NormallyUp Starts Ready ReadySince StatusText ExitCode
+  ExitSignal Fails Backoff Stopped`` (changes go out in
   ``PropertiesChanged``), methods ``Up Down Once Pause Continue Hangup
   Alarm Interrupt Terminate Kill Exit``.
 

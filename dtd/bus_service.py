@@ -42,7 +42,12 @@ CONTROL = frozenset(METHOD_VERBS) | {"Rescan"}
 PROPERTY_SIGNATURES = {
     "Name": "s", "Directory": "s", "State": "s", "Pid": "u", "Since": "d",
     "Paused": "b", "Want": "s", "NormallyUp": "b", "Starts": "t",
+    "Ready": "b", "ReadySince": "d", "StatusText": "s", "ExitCode": "i", "ExitSignal": "u",
+    "Fails": "u", "Backoff": "d", "Stopped": "b",
 }
+# ExitCode before any run of ./run has ended (JSON null): D-Bus has no null,
+# and -1 already means "killed by a signal", as ./finish's first argument
+NO_EXIT = -2
 
 def _text(s: str) -> str:
     """A file name as a D-Bus string, which must be UTF-8: bytes that are
@@ -59,6 +64,10 @@ def properties(svc: Service) -> dict[str, Any]:
         "Name": _text(svc.name), "Directory": _text(svc.directory), "State": svc.state,
         "Pid": svc.pid, "Since": svc.since, "Paused": svc.paused, "Want": svc.want,
         "NormallyUp": svc.normally_up, "Starts": svc.starts,
+        "Ready": svc.ready, "ReadySince": svc.ready_since, "StatusText": _text(svc.status_text),
+        "ExitCode": NO_EXIT if svc.exit_code is None else svc.exit_code,
+        "ExitSignal": svc.exit_signal, "Fails": svc.fails, "Backoff": svc.backoff,
+        "Stopped": svc.stopped,
     }
 
 
@@ -115,6 +124,38 @@ class ServiceObject(ServiceInterface):
     @dbus_property(access=PropertyAccess.READ)
     def Starts(self) -> "t":
         return self.svc.starts
+
+    @dbus_property(access=PropertyAccess.READ)
+    def Ready(self) -> "b":
+        return self.svc.ready
+
+    @dbus_property(access=PropertyAccess.READ)
+    def ReadySince(self) -> "d":
+        return self.svc.ready_since
+
+    @dbus_property(access=PropertyAccess.READ)
+    def StatusText(self) -> "s":
+        return _text(self.svc.status_text)
+
+    @dbus_property(access=PropertyAccess.READ)
+    def ExitCode(self) -> "i":
+        return NO_EXIT if self.svc.exit_code is None else self.svc.exit_code
+
+    @dbus_property(access=PropertyAccess.READ)
+    def ExitSignal(self) -> "u":
+        return self.svc.exit_signal
+
+    @dbus_property(access=PropertyAccess.READ)
+    def Fails(self) -> "u":
+        return self.svc.fails
+
+    @dbus_property(access=PropertyAccess.READ)
+    def Backoff(self) -> "d":
+        return self.svc.backoff
+
+    @dbus_property(access=PropertyAccess.READ)
+    def Stopped(self) -> "b":
+        return self.svc.stopped
 
     def _do(self, method_name: str) -> None:
         self.owner.control(self.svc.name, METHOD_VERBS[method_name])

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tooltools import testuser  # noqa: F401  (a fixture)
 
-from dtd import status
+from dtd import info, status
 from dtd.api import ApiServer
 from dtd.model import Model
 
@@ -120,6 +120,21 @@ def start_with(daemon: Daemon, *names: str) -> None:
     daemon.start()
     for n in names:
         wait_for(lambda: up_pid(daemon.scan / n), what=f"{n} up")
+
+
+def under_reference_supervise(daemon: Daemon, name: str) -> Path:
+    """A service that daemontools' own supervise runs, started before the
+    root, which adopts it: nothing but the test writes its supervise/info,
+    so the values written there are the ones the APIs must show."""
+    d = daemon.service(name)
+    daemon.procs.start(["/usr/bin/supervise", str(d)], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    wait_for(lambda: up_pid(d), what=f"{name} up under daemontools' supervise")
+    return d
+
+
+def write_info(d: Path, facts: info.Info) -> None:
+    info.write(facts, str(d / info.INFO), str(d / info.INFO_NEW))
 
 
 class Subscriber:
@@ -260,7 +275,9 @@ def test_metrics_format_and_label_escaping(daemon: Daemon) -> None:
             assert sample.match(line), line
     assert families == {"dtd_service_up", "dtd_service_desired_up", "dtd_service_normally_up",
                         "dtd_service_paused", "dtd_service_state_change_timestamp_seconds",
-                        "dtd_service_starts_total", "dtd_services", "dtd_build_info"}
+                        "dtd_service_starts_total", "dtd_service_ready",
+                        "dtd_service_ready_timestamp_seconds", "dtd_service_fails",
+                        "dtd_service_backoff_seconds", "dtd_services", "dtd_build_info"}
     assert f"dtd_service_up{{{label}}} 1" in text
     assert 'dtd_service_up{service="idle"} 0' in text
     assert 'dtd_service_normally_up{service="idle"} 0' in text
@@ -270,6 +287,53 @@ def test_metrics_format_and_label_escaping(daemon: Daemon) -> None:
                             text).group(1))  # type: ignore[union-attr]
     assert abs(since - time.time()) < 60
     assert 'dtd_services{state="up"} 1' in text and 'dtd_services{state="down"} 1' in text
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/supervise"), reason="needs daemontools")
+def test_worker_facts_in_json_events_and_metrics(daemon: Daemon) -> None:
+    d = under_reference_supervise(daemon, "web")
+    daemon.start()
+    code, rec = call(daemon.sock, "GET", "/v1/services/web")
+    assert code == 200 and rec["supervised"] and rec["pid"] == up_pid(d)
+    # without an info file (daemontools' supervise writes none): the defaults
+    assert {k: rec[k] for k in ("ready", "ready_since", "status_text", "exit_code",
+                                "exit_signal", "fails", "backoff", "stopped")} == {
+        "ready": False, "ready_since": 0.0, "status_text": "", "exit_code": None,
+        "exit_signal": 0, "fails": 0, "backoff": 0.0, "stopped": False}
+    sub = Subscriber(daemon.sock)
+    t_ready = time.time()
+    write_info(d, info.Info(ready=True, ready_since=t_ready, status_text="serving 3 clients",
+                            exit_code=-1, exit_signal=9, fails=2, backoff=4.0))
+    ev = sub.until(lambda e: e["service"]["name"] == "web" and e["service"]["ready"])
+    assert ev["event"] == "changed"
+    got = ev["service"]
+    assert got["ready_since"] == pytest.approx(t_ready, abs=1e-6)
+    assert (got["status_text"], got["exit_code"], got["exit_signal"], got["fails"],
+            got["backoff"], got["stopped"]) == ("serving 3 clients", -1, 9, 2, 4.0, False)
+    assert call(daemon.sock, "GET", "/v1/services/web")[1] == got
+    assert call(daemon.sock, "GET", "/v1/services")[1] == [got]
+    text = call(daemon.sock, "GET", "/metrics")[1].decode()
+    assert 'dtd_service_ready{service="web"} 1\n' in text
+    assert 'dtd_service_fails{service="web"} 2\n' in text
+    assert 'dtd_service_backoff_seconds{service="web"} 4.0\n' in text
+    stamp = re.search(r'^dtd_service_ready_timestamp_seconds\{service="web"\} (\S+)$', text, re.MULTILINE)
+    assert stamp is not None and float(stamp.group(1)) == pytest.approx(t_ready, abs=1e-6)
+    # each change is an event; readiness lost, stopped for good
+    write_info(d, info.Info(exit_code=0, stopped=True))
+    ev = sub.until(lambda e: e["service"]["name"] == "web" and e["service"]["stopped"])
+    assert not ev["service"]["ready"] and ev["service"]["exit_code"] == 0
+    assert ev["service"]["status_text"] == "" and ev["service"]["backoff"] == 0.0
+    text = call(daemon.sock, "GET", "/metrics")[1].decode()
+    assert 'dtd_service_ready{service="web"} 0\n' in text
+    assert 'dtd_service_backoff_seconds{service="web"} 0.0\n' in text
+    # an info file that is garbage is read as far as it parses, and the API stays up
+    (d / "supervise" / "info.new").write_bytes(b"ready=1\nfails=x\n\xff\xfe=\0\nstatus_text=\xffok\n")
+    os.rename(d / "supervise" / "info.new", d / "supervise" / "info")
+    ev = sub.until(lambda e: e["service"]["name"] == "web"
+                   and e["service"]["status_text"] == "\udcffok")
+    assert ev["service"]["ready"] and ev["service"]["fails"] == 0
+    assert call(daemon.sock, "GET", "/v1/services/web")[0] == 200
+    sub.close()
 
 
 # -- errors ---------------------------------------------------------------------

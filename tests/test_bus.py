@@ -26,7 +26,7 @@ from conftest import Procs, have_ref, make_service, ours, ref, wait_for
 from dbus_fast import Message
 from dbus_fast.aio import MessageBus
 
-from dtd import status
+from dtd import info, status
 from dtd.bus import escape
 
 pytestmark = needs_dbus
@@ -39,7 +39,8 @@ BUSCTL = shutil.which("busctl") or "/usr/bin/busctl"
 GDBUS = shutil.which("gdbus") or "/usr/bin/gdbus"
 DBUS_MONITOR = shutil.which("dbus-monitor") or "/usr/bin/dbus-monitor"
 PROPERTIES = {"Name", "Directory", "State", "Pid", "Since", "Paused", "Want", "NormallyUp",
-              "Starts"}
+              "Starts", "Ready", "ReadySince", "StatusText", "ExitCode", "ExitSignal", "Fails",
+              "Backoff", "Stopped"}
 
 
 def path_of(name: str) -> str:
@@ -180,7 +181,9 @@ def test_objects_introspection_and_properties(procs: Procs, swept: Path, session
         assert member in g.stdout
     for p in ("readonly s Name", "readonly s Directory", "readonly s State", "readonly u Pid",
               "readonly d Since", "readonly b Paused", "readonly s Want", "readonly b NormallyUp",
-              "readonly t Starts"):
+              "readonly t Starts", "readonly b Ready", "readonly d ReadySince",
+              "readonly s StatusText", "readonly i ExitCode", "readonly u ExitSignal",
+              "readonly u Fails", "readonly d Backoff", "readonly b Stopped"):
         assert p in g.stdout, p
     log = scan / "web-1" / "log"
     assert prop(session_bus, path_of("web-1/log"), SIFACE, "Name") == "web-1/log"
@@ -242,6 +245,78 @@ def test_properties_changed_after_svc_down(procs: Procs, swept: Path, session_bu
              f"('{SIFACE}', {{" in seen_gd.read_text()
              and "'State': <'down'>" in seen_gd.read_text()
              and "'Want': <'down'>" in seen_gd.read_text(), what="gdbus monitor sees down")
+
+
+async def _info_changes(address: str, path: str, write: list[tuple[info.Info, Path]],
+                        until: list[str]) -> list[dict[str, object]]:
+    """The PropertiesChanged of path heard while each info file is written in
+    turn, each write once the one before it was heard (its changed property
+    named in until)."""
+    bus = await MessageBus(bus_address=address).connect()
+    heard: list[dict[str, object]] = []
+    got = asyncio.Event()
+
+    def on(msg: Message) -> None:
+        if msg.member == "PropertiesChanged" and msg.path == path and msg.body[0] == SIFACE:
+            heard.append({k: v.value for k, v in msg.body[1].items()})
+            got.set()
+    bus.add_message_handler(on)
+    try:
+        # AddMatch answers once the rule is in place: no change is missed after it
+        reply = await bus.call(Message(
+            destination="org.freedesktop.DBus", path="/org/freedesktop/DBus",
+            interface="org.freedesktop.DBus", member="AddMatch", signature="s",
+            body=[f"type='signal',interface='org.freedesktop.DBus.Properties',path='{path}'"]))
+        assert reply is not None and reply.message_type.name == "METHOD_RETURN"
+        for (facts, d), key in zip(write, until):
+            info.write(facts, str(d / info.INFO), str(d / info.INFO_NEW))
+            async with asyncio.timeout(10):
+                while not any(key in h for h in heard):
+                    got.clear()
+                    await got.wait()
+    finally:
+        bus.disconnect()
+    return heard
+
+
+@pytest.mark.skipif(not have_ref("supervise"), reason="needs daemontools' supervise")
+def test_readiness_exit_and_backoff_properties(procs: Procs, swept: Path, session_bus: Bus) -> None:
+    scan = swept / "service"
+    # daemontools' supervise writes no info file: only the test does
+    d = make_service(scan / "web", "exec sleep 1000")
+    procs.start([ref("supervise"), str(d)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: up_pid(d), what="web up under daemontools' supervise")
+    root = start_root(procs, scan, session_bus)
+    wait_for(lambda: serving(session_bus, root.pid), what="the name owned")
+    path = path_of("web")
+    wait_for(lambda: prop(session_bus, path, SIFACE, "Pid") == up_pid(d), what="web on the bus")
+    # no info file: the defaults; ExitCode -2 is "no run has ended yet"
+    assert {k: prop(session_bus, path, SIFACE, k) for k in (
+        "Ready", "ReadySince", "StatusText", "ExitCode", "ExitSignal", "Fails", "Backoff",
+        "Stopped")} == {"Ready": False, "ReadySince": 0.0, "StatusText": "", "ExitCode": -2,
+                        "ExitSignal": 0, "Fails": 0, "Backoff": 0.0, "Stopped": False}
+    t = 1795515964.25
+    heard = asyncio.run(_info_changes(session_bus.address, path, [
+        (info.Info(ready=True, ready_since=t, status_text="3 clients, caf\u00e9"), d),
+        (info.Info(exit_code=-1, exit_signal=9, fails=3, backoff=8.0), d),
+        (info.Info(exit_code=125, stopped=True), d),
+    ], ["Ready", "Fails", "Stopped"]))
+    merged: dict[str, object] = {}
+    for h in heard:
+        merged.update(h)
+        if h.get("Ready"):
+            # one signal carries every property that changed with it
+            assert h == {"Ready": True, "ReadySince": t, "StatusText": "3 clients, caf\u00e9"}
+    assert merged == {"Ready": False, "ReadySince": 0.0, "StatusText": "", "ExitCode": 125,
+                      "ExitSignal": 0, "Fails": 0, "Backoff": 0.0, "Stopped": True}
+    assert any(h.get("Backoff") == 8.0 and h.get("ExitCode") == -1 and h.get("ExitSignal") == 9
+               and h.get("Fails") == 3 for h in heard), heard
+    assert prop(session_bus, path, SIFACE, "ExitCode") == 125
+    assert prop(session_bus, path, SIFACE, "Stopped") is True
+    managed = call_json(session_bus, MANAGER, "org.freedesktop.DBus.ObjectManager",
+                        "GetManagedObjects")
+    assert isinstance(managed, list)
+    assert managed[0][path][SIFACE]["ExitCode"] == {"type": "i", "data": 125}
 
 
 def test_control(procs: Procs, swept: Path, session_bus: Bus) -> None:

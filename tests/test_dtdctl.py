@@ -7,9 +7,17 @@ import subprocess
 import time
 
 from conftest import Procs, ours, wait_for
-from test_api import Daemon, call, daemon, start_with, up_pid  # noqa: F401  (daemon is a fixture)
+from test_api import (  # noqa: F401  (daemon is a fixture)
+    Daemon,
+    call,
+    daemon,
+    start_with,
+    under_reference_supervise,
+    up_pid,
+    write_info,
+)
 
-from dtd import status
+from dtd import info, status
 
 Result = tuple[int, str, str]
 
@@ -63,6 +71,38 @@ def test_status_without_a_daemon_reads_the_files(daemon: Daemon) -> None:
                         "status", "a"], capture_output=True, text=True, timeout=30)
     assert p.returncode == 0 and p.stdout.splitlines()[1].split()[1] == "up"
     assert "paused" in p.stdout
+
+
+def test_status_shows_readiness_backoff_and_the_last_exit(daemon: Daemon) -> None:
+    web = under_reference_supervise(daemon, "web")
+    db = under_reference_supervise(daemon, "db")
+    daemon.start()
+    write_info(web, info.Info(ready=True, ready_since=time.time() - 5, status_text="3 clients",
+                              fails=2, backoff=4.0))
+    status.send(str(db), b"d")
+    wait_for(lambda: up_pid(db) == 0, what="db down")
+    write_info(db, info.Info(exit_code=-1, exit_signal=15, stopped=True))
+    wait_for(lambda: call(daemon.sock, "GET", "/v1/services/web")[1]["ready"]
+             and call(daemon.sock, "GET", "/v1/services/db")[1]["stopped"], what="info read")
+    code, out, err = dtdctl(daemon, "status")
+    assert (code, err) == (0, "")
+    rows = {line.split()[0]: line for line in out.splitlines()[1:]}
+    notes = rows["web"].split("  ")[-1].split(", ")
+    assert notes[0] in ("ready 5s", "ready 6s")
+    assert notes[1:] == ['"3 clients"', "backoff 4s", "2 failed runs"]
+    assert rows["db"].split()[1:3] == ["down", "-"]
+    assert rows["db"].endswith("  normally up, killed by SIGTERM, stopped")
+    code, out, _ = dtdctl(daemon, "status", "--json", "web")
+    rec = json.loads(out)[0]
+    assert (rec["ready"], rec["status_text"], rec["fails"], rec["backoff"]) == (True, "3 clients", 2, 4.0)
+    # without the daemon, from the files: the same facts
+    p = subprocess.run([ours("dtdctl"), "--socket", str(daemon.top / "nowhere.sock"), "--scan",
+                        str(daemon.scan), "status", "--json"], capture_output=True, text=True,
+                       timeout=30)
+    assert p.returncode == 0, p.stderr
+    api = [{k: v for k, v in r.items() if k != "starts"}
+           for r in call(daemon.sock, "GET", "/v1/services")[1]]
+    assert json.loads(p.stdout) == api
 
 
 def test_control_verbs(daemon: Daemon) -> None:
