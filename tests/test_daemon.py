@@ -223,9 +223,14 @@ def test_worker_descriptors_title_and_comm(procs: Procs, swept: Path) -> None:
         sup = os.path.realpath(x / "supervise")
         own = {f"{sup}/lock", f"{sup}/control", f"{sup}/ok"}
         others = {fd: t for fd, t in fds.items() if fd > 2 and t not in own}
-        # beyond stdio and supervise/: only the worker's own wake-up pipe
-        assert len(others) == 2 and all(t.startswith("pipe:") for t in others.values()), fds
-        assert not any("pidfd" in t or "inotify" in t or "socket" in t or "eventpoll" in t
+        # beyond stdio and supervise/: only the worker's own wake-up pipe, and
+        # the NOTIFY_SOCKET it offers its service (bound to @dtd/supervise/...)
+        notify = [t for t in others.values() if t.startswith("socket:")]
+        assert len(notify) == 1 and f" {notify[0][8:-1]} @dtd/supervise/" in Path(
+            "/proc/net/unix").read_text(), fds
+        assert len(others) == 3 and all(t.startswith("pipe:") for t in others.values()
+                                        if t not in notify), fds
+        assert not any("pidfd" in t or "inotify" in t or "eventpoll" in t
                        for t in fds.values())
         assert sorted(t for t in fds.values() if t in own) == sorted(
             [f"{sup}/lock", f"{sup}/control", f"{sup}/control", f"{sup}/ok"])
