@@ -401,10 +401,17 @@ def cmd_metrics(sock: str, out: str | None) -> int:
     if out is None:
         sys.stdout.buffer.write(answer)
         return 0
-    # the textfile collector may read at any moment: never a half file
+    # the textfile collector may read DIR/*.prom at any moment: never a half
+    # file. Written aside in the same directory (rename does not cross file
+    # systems) under a name the collector skips, then renamed over.
     tmp = f"{out}.{os.getpid()}.tmp"
     try:
-        with open(tmp, "wb") as f:
+        try:
+            os.unlink(tmp)  # left by a dtdctl killed with this pid
+        except FileNotFoundError:
+            pass
+        # "x": a file, or a symbolic link put there, is not followed
+        with open(tmp, "xb") as f:
             f.write(answer)
         os.rename(tmp, out)
     except OSError as e:

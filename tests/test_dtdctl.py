@@ -22,6 +22,7 @@ from test_api import (  # noqa: F401  (daemon is a fixture)
 )
 
 from dtd import info, status
+from dtd import inotify as ino
 
 Result = tuple[int, str, str]
 
@@ -330,3 +331,62 @@ def test_metrics_to_stdout_and_atomically_to_a_file(daemon: Daemon) -> None:
     code, _, err = dtdctl(daemon, "metrics", "-o", str(daemon.top / "no" / "such" / "x.prom"))
     assert code == 111 and err.startswith("dtdctl: fatal: unable to write ")
     assert not list((daemon.top).glob("*.tmp"))
+
+
+def test_metrics_file_is_for_the_textfile_collector(daemon: Daemon) -> None:
+    """node_exporter's textfile collector reads DIR/*.prom at any moment:
+    the file must be whole (written aside in the same directory, then
+    renamed over), in the text format, with HELP and TYPE, no timestamps."""
+    start_with(daemon, "a", "web")
+    daemon.service("idle", down=True)
+    wait_for(lambda: call(daemon.sock, "GET", "/v1/services/idle")[0] == 200, what="idle listed")
+    textfiles = daemon.top / "textfile"
+    textfiles.mkdir()
+    target = textfiles / "dtd.prom"
+    watch = ino.Inotify()
+    try:
+        watch.add_watch(str(textfiles), ino.IN_CREATE | ino.IN_CLOSE_WRITE | ino.IN_MOVED_FROM
+                        | ino.IN_MOVED_TO | ino.IN_DELETE)
+        for _ in range(2):  # made, then replaced
+            assert dtdctl(daemon, "metrics", "-o", str(target)) == (0, "", "")
+        seen = [(mask, name) for _, mask, name in watch.read()]
+    finally:
+        os.close(watch.fd)
+    assert [p.name for p in textfiles.iterdir()] == ["dtd.prom"]
+    # the target itself is never opened for writing: it only appears by rename
+    assert [m for m, name in seen if name == "dtd.prom"] == [ino.IN_MOVED_TO] * 2
+    aside = [name for m, name in seen if name != "dtd.prom"]
+    assert len(set(aside)) == 2 and all(n.startswith("dtd.prom.") and n.endswith(".tmp")
+                                        for n in aside), seen
+    for name in set(aside):  # one dtdctl each: made, written, renamed
+        assert [m for m, n in seen if n == name] == [ino.IN_CREATE, ino.IN_CLOSE_WRITE,
+                                                    ino.IN_MOVED_FROM]
+    text = target.read_text()
+    assert text.endswith("\n")
+    families: dict[str, str] = {}
+    helped: set[str] = set()
+    current = ""
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            name = line.split()[2]
+            assert name not in helped and len(line.split(None, 3)) == 4, line
+            helped.add(name)
+        elif line.startswith("# TYPE "):
+            _, _, name, kind = line.split()
+            assert name in helped and name not in families and kind in ("gauge", "counter")
+            families[name] = kind
+            current = name
+        else:
+            # name{labels} value, and no timestamp: the collector refuses those
+            name, labels_value = line.split("{", 1)
+            labels, value = labels_value.rsplit("} ", 1)
+            assert name == current, line
+            assert " " not in value and float(value) >= 0, line
+            assert all(part.count('="') == 1 for part in labels.split('",')), line
+    assert families.keys() >= {"dtd_service_up", "dtd_service_ready", "dtd_service_fails",
+                               "dtd_service_backoff_seconds", "dtd_services", "dtd_build_info"}
+    assert families.keys() == helped
+    assert 'dtd_service_up{service="idle"} 0\n' in text and 'dtd_service_up{service="web/log"} 1\n' in text
+    # a counter's name ends in _total, as the format asks
+    assert all(n.endswith("_total") for n, kind in families.items() if kind == "counter")
+    assert "counter" in families.values()
