@@ -219,9 +219,14 @@ def test_worker_descriptors_title_and_comm(procs: Procs, swept: Path) -> None:
         wait_for(lambda: up_pid(x))
         assert comm(w) == "supervise"
         assert cmdline(w).rstrip(b"\0") == title
-        fds = fd_targets(w)
         sup = os.path.realpath(x / "supervise")
         own = {f"{sup}/lock", f"{sup}/control", f"{sup}/ok"}
+        # the ok FIFO is opened last, after the first start: set-up is over
+        # (and no status.new or info.new is open) once it is there
+        fds = wait_for(lambda: (lambda f: f if f"{sup}/ok" in f.values()
+                                and not any(t.endswith(".new") for t in f.values())
+                                else None)(fd_targets(w)), what="the worker set up")
+        assert isinstance(fds, dict)
         others = {fd: t for fd, t in fds.items() if fd > 2 and t not in own}
         # beyond stdio and supervise/: only the worker's own wake-up pipe, and
         # the NOTIFY_SOCKET it offers its service (bound to @dtd/supervise/...)

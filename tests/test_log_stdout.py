@@ -87,7 +87,12 @@ def test_no_line_lost_when_the_root_is_killed_and_restarted(procs: Procs, swept:
     root.wait()
     # without a root the services go on writing into their pipes
     worker = status.lock_owner(str(a))
-    assert worker and os.readlink(f"/proc/{worker}/fd/1") == os.readlink(f"/proc/{worker}/fd/3")
+    assert worker
+    pipe = os.readlink(f"/proc/{worker}/fd/1")
+    assert os.readlink(f"/proc/{worker}/fd/3") == pipe
+    # the read end the worker keeps is not handed to ./run
+    run_fds = {fd: os.readlink(f"/proc/{runs[a]}/fd/{fd}") for fd in os.listdir(f"/proc/{runs[a]}/fd")}
+    assert [fd for fd, t in run_fds.items() if t == pipe] == ["1"]
     size = out.stat().st_size
     root = start_root(procs, scan, out)
     wait_for(lambda: out.stat().st_size > size + 20000, what="output from the new root")
