@@ -35,8 +35,9 @@ import signal
 import sys
 import time
 
-import dtd
 from dtd.clients.dtdctl import Connection, Failed, default_socket, from_files, refusal
+
+import dtd
 from dtd.diag import reason
 
 TYPE_CHECKING = False
@@ -51,8 +52,8 @@ EXIT_CRITICAL = 2
 EXIT_UNKNOWN = 3
 NAMES = ("OK", "WARNING", "CRITICAL", "UNKNOWN")
 NOTIFICATION_FD = "notification-fd"  # s6's readiness file in the service directory
-FIELDS = {"name": str, "state": str, "want": str, "pid": int, "since": (int, float),
-          "paused": bool}
+FIELDS: "dict[str, type | tuple[type, ...]]" = {
+    "name": str, "state": str, "want": str, "pid": int, "since": (int, float), "paused": bool}
 
 Record = dict[str, "Any"]
 
@@ -142,12 +143,13 @@ def from_daemon(conn: Connection) -> list[Record]:
         if not isinstance(rec, dict) or not all(
                 isinstance(rec.get(k), t) for k, t in FIELDS.items()):
             raise Unknown("unexpected answer from dtd")
-    return answer
+    records: list[Record] = answer
+    return records
 
 
 def from_status_files(scan: str, names: list[str]) -> list[Record]:
     try:
-        records = from_files(scan, list(names))
+        records: list[Record] = from_files(scan, list(names))
     except Failed as e:
         raise Unknown(f"no daemon, and {e}") from None
     if not any(os.path.exists(os.path.join(r["directory"], "supervise", "status"))

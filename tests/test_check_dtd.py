@@ -1,3 +1,4 @@
+# ruff: noqa: F811 (the daemon fixture imported from test_api is an argument here)
 """check_dtd: each state's exit code and status line, against a real dtd
 (the socket) and against the reference supervise and runsv (the status
 files, when no daemon answers); garbage and silence from a fake socket;
@@ -12,10 +13,10 @@ from pathlib import Path
 
 import pytest
 from conftest import Procs, have_ref, make_service, ours, ref, wait_for
+from dtd.clients.check_dtd import Range
 from test_api import Daemon, call, daemon, start_with, up_pid  # noqa: F401  (daemon is a fixture)
 
 from dtd import status
-from dtd.clients.check_dtd import Range
 
 Result = tuple[int, str, str]
 UPTIME = r" uptime_min=\d+\.\d{3}s;[^;]*;;0"
@@ -25,7 +26,8 @@ def check(*args: str, sock: Path | str | None = None) -> Result:
     argv = [ours("check_dtd"), *args]
     if sock is not None:
         argv += ["--socket", str(sock)]
-    p = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=30,
+                       check=False)
     return p.returncode, p.stdout, p.stderr
 
 
@@ -139,8 +141,8 @@ def test_no_daemon_and_no_status_files_is_unknown(tmp: Path) -> None:
     r = check("--scan", str(scan), sock=gone)
     assert r == (3, f"DTD UNKNOWN - no daemon, and no status files under {scan}\n", "")
     r = check("--scan", str(tmp / "nothing"), sock=gone)
-    assert r == (3, f"DTD UNKNOWN - no daemon, and unable to read {tmp}/nothing: "
-                    "file does not exist\n", "")
+    assert r == (3, (f"DTD UNKNOWN - no daemon, and unable to read {tmp}/nothing: "
+                     "file does not exist\n"), "")
 
 
 # -- without a daemon: the reference supervisors' status files ----------------
@@ -261,12 +263,12 @@ GARBAGE = [
     (b"hello\r\n", "DTD UNKNOWN - unable to talk to {sock}: bad answer b'hello\\r\\n'"),
     (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5\r\n\r\n{nope",
      "DTD UNKNOWN - unexpected answer from dtd"),
-    (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 13\r\n\r\n"
-     b'{"a": "list"}', "DTD UNKNOWN - unexpected answer from dtd"),
-    (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n"
-     b'[{"name": "x"}]\n', "DTD UNKNOWN - unexpected answer from dtd"),
-    (b"HTTP/1.1 500 Oops\r\nContent-Type: application/json\r\nContent-Length: 17\r\n\r\n"
-     b'{"error": "oops"}', "DTD UNKNOWN - dtd answered 500: oops"),
+    ((b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 13\r\n\r\n"
+      b'{"a": "list"}'), "DTD UNKNOWN - unexpected answer from dtd"),
+    ((b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n"
+      b'[{"name": "x"}]\n'), "DTD UNKNOWN - unexpected answer from dtd"),
+    ((b"HTTP/1.1 500 Oops\r\nContent-Type: application/json\r\nContent-Length: 17\r\n\r\n"
+      b'{"error": "oops"}'), "DTD UNKNOWN - dtd answered 500: oops"),
     (b"", "DTD UNKNOWN - unable to talk to {sock}: bad answer b''"),
 ]
 
