@@ -123,7 +123,17 @@ def _same_pipe(pid: int, a: int, b: int) -> bool:
 
 
 def descendants(pid: int) -> list[int]:
-    """Every live process below pid, from /proc: in a container, all of them."""
+    """Every live process below pid, from /proc: in a container, all of them.
+
+    None when /proc belongs to another PID namespace (``unshare --pid
+    --fork`` without ``--mount-proc``): its numbers are not ours to kill,
+    and its process 1 is the host's init.
+    """
+    try:
+        if int(os.readlink("/proc/self")) != os.getpid():
+            return []
+    except (OSError, ValueError):
+        return []
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():

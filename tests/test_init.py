@@ -133,7 +133,7 @@ def test_sigquit_and_sigint_stop_it_too(procs: Procs, swept: Path) -> None:
     for sig in (signal.SIGQUIT, signal.SIGINT):
         d = make_service(scan / "s", "exec sleep 1000")
         p, dtd = start_init(procs, scan)
-        wait_for(lambda: up_pid(d))
+        wait_for(lambda: up_pid(d))  # noqa: B023 (called at once)
         os.kill(dtd, sig)
         assert p.wait(timeout=20) == 0, sig
 
@@ -145,7 +145,7 @@ def test_an_essential_service_brought_down_ends_dtd_with_its_code(procs: Procs, 
     (ess / "essential").touch()
     other = make_service(scan / "other", "trap 'echo bye > ../../other.out; exit 0' TERM\n"
                          "sleep 1000 & wait")
-    p, dtd = start_init(procs, scan)
+    p, _ = start_init(procs, scan)
     wait_for(lambda: up_pid(ess) and up_pid(other))
     subprocess.run([ours("svc"), "-d", str(ess)], check=True)
     assert p.wait(timeout=20) == 3
@@ -159,7 +159,7 @@ def test_an_essential_service_killed_by_a_signal_exits_128_plus_it(procs: Procs,
     scan = swept / "service"
     ess = make_service(scan / "ess", "exec sleep 1000")
     (ess / "essential").touch()
-    p, dtd = start_init(procs, scan)
+    p, _ = start_init(procs, scan)
     wait_for(lambda: up_pid(ess))
     subprocess.run([ours("svc"), "-d", str(ess)], check=True)
     assert p.wait(timeout=20) == 128 + signal.SIGTERM
@@ -173,7 +173,7 @@ def test_an_essential_service_whose_finish_says_125(procs: Procs, swept: Path) -
     finish.write_text("#!/bin/sh\nexit 125\n")
     finish.chmod(0o755)
     (ess / "essential").touch()
-    p, dtd = start_init(procs, scan)
+    p, _ = start_init(procs, scan)
     assert p.wait(timeout=20) == 3
 
 
