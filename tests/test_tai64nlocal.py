@@ -209,7 +209,7 @@ IRREGULAR = [
 @pytest.mark.parametrize("tz,moment", IRREGULAR)
 @pytest.mark.parametrize("step", [1, 7, 61])
 def test_seconds_apart_across_irregular_moments(tz: str, moment: int, step: int) -> None:
-    """A quiet log, a stamp every few seconds: ours goes minute by minute,
+    """A quiet log, a stamp every few seconds: ours fills minutes and hours,
     and must agree with localtime second by second."""
     if not Path(f"/usr/share/zoneinfo/{tz}").exists():
         pytest.skip(f"no zone {tz}")
