@@ -9,9 +9,8 @@ every call in Python and turns numbers into enums, pages a forked worker
 would dirty for nothing (bench/worker_pages.py).
 """
 
-import os
-
 import _socket
+import os
 
 # struct ucred: pid, uid, gid
 _UCRED = 12

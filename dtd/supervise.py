@@ -16,6 +16,12 @@ The root daemon forks workers and calls ``Worker(...).run()`` in the child;
 ``supervise DIR`` runs the same worker standalone.
 """
 
+# signal.py (and socket.py) wrap these C functions to turn every number into
+# an enum; in a forked worker that touches dozens of shared objects, whose
+# pages the kernel then copies (measured with bench/worker_pages.py). Plain
+# ints, C calls.
+import _signal  # type: ignore[import-not-found]
+import _socket
 import fcntl
 import os
 import select
@@ -23,15 +29,16 @@ import signal
 import sys
 import time
 
-# signal.py wraps these C functions to turn every number into an enum; in a
-# forked worker that touches dozens of shared objects, whose pages the kernel
-# then copies (measured with bench/worker_pages.py). Plain ints, C calls.
-import _signal  # type: ignore[import-not-found]
-import _socket
-
 from dtd import diag, info, readiness, status, svfiles
-from dtd.status import (STATE_DOWN, STATE_FINISH, STATE_RUN, WANT_DOWN, WANT_ONCE, WANT_UP,
-                        Status)
+from dtd.status import (
+    STATE_DOWN,
+    STATE_FINISH,
+    STATE_RUN,
+    WANT_DOWN,
+    WANT_ONCE,
+    WANT_UP,
+    Status,
+)
 
 PROG = "supervise"
 MIN_INTERVAL = 1.0  # seconds between two starts of ./run, as in daemontools

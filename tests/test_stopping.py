@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import Procs, make_service, pid_alive, wait_for
-from dtd import info, status
 from test_supervise import control, read_status, start, up_pid
+
+from dtd import info, status
 
 TRAPS = """
 trap 'echo HUP >> sigs; exit 0' HUP
