@@ -10,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # The Debian packages the tests and benchmarks need: the reference
 # implementations to compare with, and the real clients to test with.
-DEBS := daemontools runit s6 supervisor dbus systemd libglib2.0-bin curl procps util-linux groff-base mandoc man-db
+DEBS := daemontools runit s6 supervisor dbus systemd libglib2.0-bin curl procps util-linux groff-base mandoc man-db prometheus-node-exporter
 
 .PHONY: run test debs venv bench clean
 
