@@ -75,6 +75,7 @@ def test_lines_of_two_services_come_whole_with_their_prefix(procs: Procs, swept:
     assert root.wait(timeout=15) == 0
 
 
+@pytest.mark.slow
 def test_no_line_lost_when_the_root_is_killed_and_restarted(procs: Procs, swept: Path) -> None:
     scan = swept / "service"
     a = make_service(scan / "a", writer(1000000, "sleep 0.0005;"))
@@ -108,6 +109,45 @@ def test_no_line_lost_when_the_root_is_killed_and_restarted(procs: Procs, swept:
         assert sorted(set(numbers)) == list(range(1, max(numbers) + 1)), key
         assert len(numbers) - len(set(numbers)) < 65536 // 8
         assert max(numbers) > 1000
+
+
+def test_an_unfinished_line_survives_a_root_sigkill(procs: Procs, swept: Path) -> None:
+    """The first half of a line is still in the pipe, not in a dead root's
+    memory: the next root writes the line whole once its newline comes."""
+    scan = swept / "service"
+    fifo = swept / "fifo"
+    os.mkfifo(fifo)
+    d = make_service(scan / "half", f"echo before\nprintf 'first half, '\nread x < {fifo}\n"
+                     "echo 'second half'\nexec sleep 1000")
+    out = swept / "stdout"
+    root = start_root(procs, scan, out)
+    wait_for(lambda: out.read_bytes() == b"half: before\n", what="the first line")
+    # the run waits on the FIFO: the half line is written, and waits in the pipe
+    wait_for(lambda: pipe_holds(d) == len(b"first half, "), what="the half line in the pipe")
+    root.send_signal(signal.SIGKILL)
+    root.wait()
+    root = start_root(procs, scan, out)
+    with open(fifo, "wb") as f:
+        f.write(b"go\n")
+    wait_for(lambda: out.read_bytes() == b"half: before\nhalf: first half, second half\n",
+             what="the line whole")
+    root.send_signal(signal.SIGTERM)
+    assert root.wait(timeout=15) == 0
+
+
+def pipe_holds(d: Path) -> int:
+    """Bytes waiting in the pipe of d's output, seen through its worker."""
+    import array
+    import fcntl
+    import termios
+    worker = status.lock_owner(str(d))
+    fd = os.open(f"/proc/{worker}/fd/3", os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        buf = array.array("i", [0])
+        fcntl.ioctl(fd, termios.FIONREAD, buf)
+        return buf[0]
+    finally:
+        os.close(fd)
 
 
 def test_a_long_line_and_an_unfinished_last_line(procs: Procs, swept: Path) -> None:
