@@ -137,6 +137,22 @@ def write_info(d: Path, facts: info.Info) -> None:
     info.write(facts, str(d / info.INFO), str(d / info.INFO_NEW))
 
 
+def release(fifo: Path) -> None:
+    """Let a run blocked on fifo go on, once it has opened it to read (a
+    writer without a reader is refused: ENXIO)."""
+    fds: list[int] = []
+
+    def opened() -> bool:
+        try:
+            fds.append(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            return False
+        return True
+    wait_for(opened, what=f"a reader of {fifo.name}")
+    os.write(fds[0], b"go\n")
+    os.close(fds[0])
+
+
 class Subscriber:
     """A raw /v1/events reader, whose subscription is in place once the
     response's head has come."""

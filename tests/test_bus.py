@@ -10,6 +10,8 @@ import os
 import shutil
 import signal
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,7 @@ from busfixture import (  # noqa: F401
 from conftest import Procs, have_ref, make_service, ours, ref, wait_for
 from dbus_fast import Message
 from dbus_fast.aio import MessageBus
+from test_api import release
 
 from dtd import info, status
 from dtd.bus import escape
@@ -247,11 +250,11 @@ def test_properties_changed_after_svc_down(procs: Procs, swept: Path, session_bu
              and "'Want': <'down'>" in seen_gd.read_text(), what="gdbus monitor sees down")
 
 
-async def _info_changes(address: str, path: str, write: list[tuple[info.Info, Path]],
-                        until: list[str]) -> list[dict[str, object]]:
-    """The PropertiesChanged of path heard while each info file is written in
-    turn, each write once the one before it was heard (its changed property
-    named in until)."""
+async def _changes(address: str, path: str,
+                   steps: list[tuple[Callable[[], None], str]]) -> list[dict[str, object]]:
+    """The PropertiesChanged of path heard while each step is taken in
+    turn, each once the one before it was heard (the property it names
+    changed)."""
     bus = await MessageBus(bus_address=address).connect()
     heard: list[dict[str, object]] = []
     got = asyncio.Event()
@@ -268,8 +271,8 @@ async def _info_changes(address: str, path: str, write: list[tuple[info.Info, Pa
             interface="org.freedesktop.DBus", member="AddMatch", signature="s",
             body=[f"type='signal',interface='org.freedesktop.DBus.Properties',path='{path}'"]))
         assert reply is not None and reply.message_type.name == "METHOD_RETURN"
-        for (facts, d), key in zip(write, until):
-            info.write(facts, str(d / info.INFO), str(d / info.INFO_NEW))
+        for step, key in steps:
+            step()
             async with asyncio.timeout(10):
                 while not any(key in h for h in heard):
                     got.clear()
@@ -277,6 +280,10 @@ async def _info_changes(address: str, path: str, write: list[tuple[info.Info, Pa
     finally:
         bus.disconnect()
     return heard
+
+
+def _write(d: Path, facts: info.Info) -> Callable[[], None]:
+    return lambda: info.write(facts, str(d / info.INFO), str(d / info.INFO_NEW))
 
 
 @pytest.mark.skipif(not have_ref("supervise"), reason="needs daemontools' supervise")
@@ -296,11 +303,11 @@ def test_readiness_exit_and_backoff_properties(procs: Procs, swept: Path, sessio
         "Stopped")} == {"Ready": False, "ReadySince": 0.0, "StatusText": "", "ExitCode": -2,
                         "ExitSignal": 0, "Fails": 0, "Backoff": 0.0, "Stopped": False}
     t = 1795515964.25
-    heard = asyncio.run(_info_changes(session_bus.address, path, [
-        (info.Info(ready=True, ready_since=t, status_text="3 clients, caf\u00e9"), d),
-        (info.Info(exit_code=-1, exit_signal=9, fails=3, backoff=8.0), d),
-        (info.Info(exit_code=125, stopped=True), d),
-    ], ["Ready", "Fails", "Stopped"]))
+    heard = asyncio.run(_changes(session_bus.address, path, [
+        (_write(d, info.Info(ready=True, ready_since=t, status_text="3 clients, caf\u00e9")), "Ready"),
+        (_write(d, info.Info(exit_code=-1, exit_signal=9, fails=3, backoff=8.0)), "Fails"),
+        (_write(d, info.Info(exit_code=125, stopped=True)), "Stopped"),
+    ]))
     merged: dict[str, object] = {}
     for h in heard:
         merged.update(h)
@@ -317,6 +324,44 @@ def test_readiness_exit_and_backoff_properties(procs: Procs, swept: Path, sessio
                         "GetManagedObjects")
     assert isinstance(managed, list)
     assert managed[0][path][SIFACE]["ExitCode"] == {"type": "i", "data": 125}
+
+
+def test_ready_from_systemd_notify_and_notification_fd(procs: Procs, swept: Path,
+                                                       session_bus: Bus) -> None:
+    """Services that say they are ready, each way, through the real worker:
+    Ready, ReadySince and StatusText change together; a restart ends it."""
+    scan = swept / "service"
+    # each run waits for the test before it says it is ready
+    for name, say in (("sd", '/usr/bin/systemd-notify --ready --status="serving 3"'),
+                      ("fd", "echo >&3")):
+        d = make_service(scan / name, f"read go < ../{name}.go\n{say}\nexec sleep 1000")
+        os.mkfifo(scan / f"{name}.go")
+    (scan / "fd" / "notification-fd").write_text("3\n")
+    root = start_root(procs, scan, session_bus)
+    wait_for(lambda: serving(session_bus, root.pid), what="the name owned")
+    for name in ("sd", "fd"):
+        d = scan / name
+        wait_for(lambda d=d: up_pid(d) and prop(session_bus, path_of(d.name), SIFACE, "Pid")
+                 == up_pid(d), what=f"{name} up on the bus")
+        assert prop(session_bus, path_of(name), SIFACE, "Ready") is False
+        go = scan / f"{name}.go"
+        t0 = time.time()
+        heard = asyncio.run(_changes(session_bus.address, path_of(name), [
+            (lambda go=go: release(go), "Ready")]))
+        became = next(h for h in heard if "Ready" in h)
+        assert became["Ready"] is True
+        assert t0 <= float(became["ReadySince"]) <= time.time()  # type: ignore[arg-type]
+        if name == "sd":
+            assert became["StatusText"] == "serving 3"
+        assert prop(session_bus, path_of(name), SIFACE, "Ready") is True
+        # killed: not ready any more, and the last run's end is told
+        heard = asyncio.run(_changes(session_bus.address, path_of(name), [
+            (lambda d=d: status.send(str(d), b"k"), "ExitSignal")]))
+        merged: dict[str, object] = {}
+        for h in heard:
+            merged.update(h)
+        assert merged["Ready"] is False and merged["ReadySince"] == 0.0
+        assert (merged["ExitCode"], merged["ExitSignal"]) == (-1, 9)
 
 
 def test_control(procs: Procs, swept: Path, session_bus: Bus) -> None:

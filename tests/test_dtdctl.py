@@ -15,6 +15,7 @@ from test_api import (  # noqa: F401  (daemon is a fixture)
     Daemon,
     call,
     daemon,
+    release,
     start_with,
     under_reference_supervise,
     up_pid,
@@ -247,6 +248,48 @@ def test_wait_returns_within_50ms_of_the_change(daemon: Daemon, procs: Procs) ->
         assert min(g) < 0.050, (state, shown)
         assert statistics.median(g) < 0.100, (state, shown)
         assert 0 <= max(g) < 1.0, (state, shown)
+
+
+def test_wait_ready_for_services_that_say_so(daemon: Daemon, procs: Procs) -> None:
+    """The worker's readiness end to end: s6's notification-fd and
+    systemd-notify, each run held until the test lets it say it."""
+    for name, say in (("sd", '/usr/bin/systemd-notify --ready --status="serving 3"'),
+                      ("fd", "echo >&3")):
+        daemon.service(name, f"read go < ../{name}.go\n{say}\nexec sleep 1000")
+        os.mkfifo(daemon.scan / f"{name}.go")
+    (daemon.scan / "fd" / "notification-fd").write_text("3\n")
+    daemon.start()
+    for name in ("sd", "fd"):
+        wait_for(lambda name=name: up_pid(daemon.scan / name), what=f"{name} up")
+    assert dtdctl(daemon, "wait", "ready", "sd", "fd", "--timeout", "0.2")[0] == 1
+    w = procs.start([ours("dtdctl"), "--socket", str(daemon.sock), "wait", "ready", "sd", "fd",
+                     "--timeout", "20"], stderr=subprocess.PIPE)
+    wait_for(lambda: subscribed(w.pid), what="the waiter connected")
+    release(daemon.scan / "sd.go")
+    # one of two: still waiting
+    wait_for(lambda: call(daemon.sock, "GET", "/v1/services/sd")[1]["ready"], what="sd ready")
+    assert w.poll() is None
+
+    def ready_since() -> float:
+        facts = info.read(str(daemon.scan / "fd" / info.INFO))
+        assert facts is not None and facts.ready
+        return facts.ready_since
+    gap = gap_after(w, lambda: release(daemon.scan / "fd.go"), ready_since)
+    print(f"\ndtdctl wait ready, notification-fd newline to exit: {gap * 1000:.1f} ms")
+    assert gap < 0.5
+    code, out, _ = dtdctl(daemon, "status", "sd", "fd")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[1].split()[:2] == ["sd", "up"] and ', "serving 3"' in lines[1]
+    assert lines[1].split("  ")[-1].startswith("ready ")
+    assert lines[2].split()[:2] == ["fd", "up"] and lines[2].split("  ")[-1] in ("ready 0s", "ready 1s")
+    sd = json.loads(dtdctl(daemon, "status", "--json", "sd")[1])[0]
+    assert (sd["ready"], sd["status_text"]) == (True, "serving 3")
+    # a restart ends readiness until the run says it again
+    status.send(str(daemon.scan / "fd"), b"t")
+    wait_for(lambda: not call(daemon.sock, "GET", "/v1/services/fd")[1]["ready"], what="fd not ready")
+    assert dtdctl(daemon, "wait", "ready", "fd", "--timeout", "0.2")[0] == 1
+    assert dtdctl(daemon, "wait", "up", "fd", "--timeout", "10")[0] == 0
 
 
 def test_wait_times_out_with_exit_1(daemon: Daemon) -> None:
