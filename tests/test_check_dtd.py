@@ -16,7 +16,7 @@ from conftest import Procs, have_ref, make_service, ours, ref, wait_for
 from dtd.clients.check_dtd import Range
 from test_api import Daemon, call, daemon, start_with, up_pid  # noqa: F401  (daemon is a fixture)
 
-from dtd import status
+from dtd import info, status
 
 Result = tuple[int, str, str]
 UPTIME = r" uptime_min=\d+\.\d{3}s;[^;]*;;0"
@@ -43,10 +43,8 @@ def matches(result: Result, code: int, pattern: str) -> bool:
     return rc == code and err == "" and re.fullmatch(pattern, out) is not None
 
 
-def failing(d: Daemon | Path, name: str) -> Path:
-    """A service that exits 1 at once: the supervisor restarts it once a
-    second, so it is down nearly all the time, while wanted up."""
-    top = d.scan if isinstance(d, Daemon) else d
+def failing(top: Path, name: str) -> Path:
+    """A service that exits 1 at once, again and again."""
     return make_service(top / name, "exit 1")
 
 
@@ -80,25 +78,85 @@ def test_down_and_wanted_down_is_ok_paused_is_warning(daemon: Daemon) -> None:
     assert r == (0, "DTD OK - 1 down as wanted | " + perf(1, 0, off=1) + "\n", "")
 
 
+def held_down(d: Daemon, name: str) -> Path:
+    """A service that exits 3 and that dtd's restart backoff then holds
+    down for a minute: down, and wanted up, for as long as a test lasts."""
+    path = make_service(d.scan / name, "exit 3")
+    (path / "restart-backoff").write_text("60000 60000\n")
+    wait_for(lambda: (r := call(d.sock, "GET", f"/v1/services/{name}"))[0] == 200
+             and r[1]["backoff"] > 0 and r[1]["state"] == "down", what=f"{name} held down")
+    return path
+
+
 def test_down_while_wanted_up_is_critical(daemon: Daemon) -> None:
     start_with(daemon, "a")
-    failing(daemon, "bad")
-    wait_for(lambda: call(daemon.sock, "GET", "/v1/services/bad")[0] == 200, what="bad listed")
-    line = re.escape("DTD CRITICAL - 1 of 2 services up; down: bad") + r"( \(exit 1\))?" + \
-        re.escape(" | " + perf(2, 1, down=1)) + UPTIME + "\n"
-    # it is up a millisecond each second: ask until the check saw it down
-    wait_for(lambda: matches(check(sock=daemon.sock), 2, line), what="CRITICAL")
-    # thresholds on that count: one down is a warning with -w 0 -c 1 ...
-    line_w = re.escape("DTD WARNING - 1 of 2 services up; down: bad") + r"( \(exit 1\))?" + \
-        re.escape(" | " + perf(2, 1, down=1, warn="0", crit="1")) + UPTIME + "\n"
-    wait_for(lambda: matches(check("-w", "0", "-c", "1", sock=daemon.sock), 1, line_w),
-             what="WARNING")
-    # ... and OK with -w 2 -c 2, though still named
-    line_ok = line_w.replace("WARNING", "OK").replace(";0;1;", ";2;2;")
-    wait_for(lambda: matches(check("-w", "2", "-c", "2", sock=daemon.sock), 0, line_ok),
-             what="OK")
+    held_down(daemon, "bad1")
+    held_down(daemon, "bad2")
+    down = "down: bad1 (exit 3, backoff 60s), bad2 (exit 3, backoff 60s)"
+    r = check(sock=daemon.sock)
+    assert matches(r, 2, re.escape(f"DTD CRITICAL - 1 of 3 services up; {down} | "
+                                   + perf(3, 1, down=2)) + UPTIME + "\n"), r
+    # thresholds on that count: two down is a warning with -w 1 -c 2 ...
+    r = check("-w", "1", "-c", "2", sock=daemon.sock)
+    assert matches(r, 1, re.escape(f"DTD WARNING - 1 of 3 services up; {down} | "
+                                   + perf(3, 1, down=2, warn="1", crit="2")) + UPTIME + "\n"), r
+    # ... OK within both, though still named ...
+    r = check("-w", "2", "-c", "5", sock=daemon.sock)
+    assert matches(r, 0, re.escape(f"DTD OK - 1 of 3 services up; {down} | "
+                                   + perf(3, 1, down=2, warn="2", crit="5")) + UPTIME + "\n"), r
+    # ... and critical inside @2:3
+    assert check("-c", "@2:3", sock=daemon.sock)[0] == 2
+    assert check("-c", "@3:4", sock=daemon.sock)[0] == 0
     r = check("-s", "a", sock=daemon.sock)
     assert r[0] == 0 and r[1].startswith("DTD OK - 1 service up | ")
+
+
+def test_in_finish_while_wanted_up_is_restarting(daemon: Daemon) -> None:
+    fin = make_service(daemon.scan / "fin", "exit 0")
+    (fin / "finish").write_text("#!/bin/sh\nexec sleep 1000\n")
+    (fin / "finish").chmod(0o755)
+    (fin / "timeout-finish").write_text("0\n")  # no limit: it stays in finish
+    daemon.start()
+    wait_for(lambda: call(daemon.sock, "GET", "/v1/services/fin")[1].get("state") == "finish",
+             what="fin in finish")
+    r = check("-s", "fin", sock=daemon.sock)
+    assert r == (1, "DTD WARNING - 0 of 1 service up; restarting: fin | " + perf(1, 0) + "\n",
+                 ""), r
+    # asked down while it finishes: on its way down, as wanted
+    status.send(str(fin), b"d")
+    wait_for(lambda: call(daemon.sock, "GET", "/v1/services/fin")[1]["want"] == "down",
+             what="fin wanted down")
+    r = check("-s", "fin", sock=daemon.sock)
+    assert r == (0, "DTD OK - 1 down as wanted | " + perf(1, 0, off=1) + "\n", ""), r
+
+
+def test_a_service_with_notification_fd_is_held_to_readiness(daemon: Daemon) -> None:
+    slow = make_service(daemon.scan / "slow", "until [ -e go ]; do sleep 0.05; done\n"
+                        "echo >&5\nexec 5>&-\nexec sleep 1000")
+    (slow / "notification-fd").write_text("5\n")
+    make_service(daemon.scan / "plain", "exec sleep 1000")
+    daemon.start()
+    wait_for(lambda: up_pid(slow) and up_pid(daemon.scan / "plain"), what="both up")
+    r = check(sock=daemon.sock)
+    assert matches(r, 1, re.escape("DTD WARNING - 2 of 2 services up; not ready: slow | "
+                                   + perf(2, 2, not_ready=1)) + UPTIME + "\n"), r
+    # plain never says it is ready: only -r holds it to that
+    r = check("-r", "-s", "plain", sock=daemon.sock)
+    assert matches(r, 1, re.escape("DTD WARNING - 1 of 1 service up; not ready: plain | "
+                                   + perf(1, 1, not_ready=1)) + UPTIME + "\n"), r
+    (slow / "go").touch()
+    wait_for(lambda: call(daemon.sock, "GET", "/v1/services/slow")[1]["ready"], what="ready")
+    r = check(sock=daemon.sock)
+    assert matches(r, 0, re.escape("DTD OK - 2 services up | " + perf(2, 2)) + UPTIME + "\n"), r
+    # without the daemon, the info file our worker writes says the same
+    gone = daemon.top / "nowhere.sock"
+    (slow / "go").unlink()
+    subprocess.run([ours("svc"), "-k", str(slow)], check=True)
+    wait_for(lambda: (i := info.read(str(slow / info.INFO))) is not None and not i.ready
+             and up_pid(slow), what="slow restarted, not ready")
+    r = check("--scan", str(daemon.scan), sock=gone)
+    assert matches(r, 1, re.escape("DTD WARNING - 2 of 2 services up; not ready: slow | "
+                                   + perf(2, 2, not_ready=1)) + UPTIME + "\n"), r
 
 
 def test_named_services_missing_is_critical_and_verbose_lists_each(daemon: Daemon) -> None:
@@ -119,19 +177,6 @@ def test_a_recent_start_is_flapping(daemon: Daemon) -> None:
                    + r"\d+s\) \| " + re.escape(perf(1, 1))
                    + r" uptime_min=\d+\.\d{3}s;3600:;;0" + "\n"), r
     assert check("-u", "0.001", sock=daemon.sock)[0] == 0
-
-
-def test_a_service_that_is_not_ready(daemon: Daemon) -> None:
-    # -r holds every service to readiness: one that never says it is ready
-    # is up, and not ready
-    start_with(daemon, "a")
-    rec = call(daemon.sock, "GET", "/v1/services/a")[1]
-    if "ready" not in rec:
-        pytest.skip("this dtd does not report readiness yet")
-    r = check("-r", sock=daemon.sock)
-    assert matches(r, 1, re.escape("DTD WARNING - 1 of 1 service up; not ready: a | "
-                                   + perf(1, 1, not_ready=1)) + UPTIME + "\n"), r
-    assert check(sock=daemon.sock)[0] == 0  # not asked for, not held to it
 
 
 def test_no_daemon_and_no_status_files_is_unknown(tmp: Path) -> None:
