@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 # implementations to compare with, and the real clients to test with.
 DEBS := daemontools runit s6 supervisor dbus systemd libglib2.0-bin curl procps util-linux groff-base mandoc man-db prometheus-node-exporter
 
-.PHONY: run test debs venv bench clean
+.PHONY: run test debs venv bench clean chaos
 
 run: venv
 	@echo
@@ -31,6 +31,11 @@ test: venv debs
 
 bench: venv debs
 	PATH="$$PWD/$(BIN):$$PATH" $(BIN)/python -m bench
+
+# The full fault suite of tests/chaos (a few minutes); its fast profile runs
+# in make test. The report goes to bench/results/chaos-*.json, or to CHAOS_REPORT=PATH.
+chaos: venv debs
+	PATH="$$PWD/$(BIN):$$PATH" $(BIN)/python -m pytest -q -m chaos tests/chaos
 
 # Missing Debian packages are installed; "apt-get update" first on a machine
 # that has never fetched the package lists.
