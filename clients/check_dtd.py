@@ -166,9 +166,9 @@ def gather(sock: str, scan: str, names: list[str]) -> tuple[list[Record], list[s
     except Failed:
         files = True
         present = [n for n in names if os.path.isdir(os.path.join(scan, n))]
-        records = from_status_files(scan, present) if present or not names else []
         if names and not present:
             raise Unknown(f"no daemon, and no status files under {scan}")
+        records = from_status_files(scan, present)
     else:
         files = False
         try:
