@@ -178,8 +178,7 @@ class Notifier:
             body = f"{name} (pid {old.get('Pid')}) {ended}, though wanted up."
             if now.get("Backoff"):
                 body += f" Next start in {now['Backoff']:g} s."
-        hints = {"urgency": Variant("y", URGENCY_CRITICAL),
-                 "desktop-entry": Variant("s", "dtd")}
+        hints = {"urgency": Variant("y", URGENCY_CRITICAL)}
         reply = await self.call(
             NOTIFICATIONS, NOTIFICATIONS_PATH, NOTIFICATIONS, "Notify", "susssasa{sv}i",
             ["dtd", self.shown.get(name, 0), "dialog-warning", summary, body, [], hints, -1],
