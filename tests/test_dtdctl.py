@@ -9,10 +9,12 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from conftest import Procs, ours, wait_for
 from test_api import (  # noqa: F401  (daemon is a fixture)
     Daemon,
+    Subscriber,
     call,
     daemon,
     release,
@@ -259,8 +261,8 @@ def test_wait_ready_for_services_that_say_so(daemon: Daemon, procs: Procs) -> No
         os.mkfifo(daemon.scan / f"{name}.go")
     (daemon.scan / "fd" / "notification-fd").write_text("3\n")
     daemon.start()
-    for name in ("sd", "fd"):
-        wait_for(lambda name=name: up_pid(daemon.scan / name), what=f"{name} up")
+    for d in (daemon.scan / "sd", daemon.scan / "fd"):
+        wait_for(lambda d=d: up_pid(d), what=f"{d.name} up")
     assert dtdctl(daemon, "wait", "ready", "sd", "fd", "--timeout", "0.2")[0] == 1
     w = procs.start([ours("dtdctl"), "--socket", str(daemon.sock), "wait", "ready", "sd", "fd",
                      "--timeout", "20"], stderr=subprocess.PIPE)
@@ -290,6 +292,45 @@ def test_wait_ready_for_services_that_say_so(daemon: Daemon, procs: Procs) -> No
     wait_for(lambda: not call(daemon.sock, "GET", "/v1/services/fd")[1]["ready"], what="fd not ready")
     assert dtdctl(daemon, "wait", "ready", "fd", "--timeout", "0.2")[0] == 1
     assert dtdctl(daemon, "wait", "up", "fd", "--timeout", "10")[0] == 0
+
+
+def test_backoff_and_failures_shown(daemon: Daemon) -> None:
+    """A run that keeps failing under restart-backoff (the worker's): the
+    count and the delay in the event stream, the metrics and the status."""
+    d = daemon.service("bad", "exit 1")
+    (d / "restart-backoff").write_text("500 4000\n")
+    daemon.start()
+    sub = Subscriber(daemon.sock)
+    # 0.5 s, 1 s, then 2 s: beyond the one-second rule, so held back. The
+    # worker writes info before status: the event of the info file can
+    # still show the run up, the one of the status file follows
+    ev = sub.until(lambda e: e["service"]["name"] == "bad" and e["service"]["backoff"] > 1
+                   and e["service"]["state"] == "down")
+    got = ev["service"]
+    assert got["fails"] >= 3 and got["exit_code"] == 1
+
+    def steady() -> tuple[dict[str, Any], str, str] | None:
+        """The record, the metrics and dtdctl's line, if the service did
+        not change while they were read (it restarts every few seconds)."""
+        before = call(daemon.sock, "GET", "/v1/services/bad")[1]
+        metrics = call(daemon.sock, "GET", "/metrics")[1].decode()
+        code, out, _ = dtdctl(daemon, "status", "bad")
+        assert code == 0
+        same = before == call(daemon.sock, "GET", "/v1/services/bad")[1]
+        return (before, metrics, out) if same and before["backoff"] else None
+    look = wait_for(steady, what="a steady look")
+    assert isinstance(look, tuple)
+    now, metrics, out = look
+    assert f'dtd_service_fails{{service="bad"}} {now["fails"]}\n' in metrics
+    assert f'dtd_service_backoff_seconds{{service="bad"}} {now["backoff"]!r}\n' in metrics
+    notes = out.splitlines()[1].split("  ")[-1].split(", ")
+    assert f"backoff {now['backoff']:.3g}s" in notes and "exited 1" in notes
+    assert f"{now['fails']} failed runs" in notes
+    # brought down: nothing held back any more
+    assert dtdctl(daemon, "down", "bad")[0] == 0
+    sub.until(lambda e: e["service"]["name"] == "bad" and e["service"]["want"] == "down"
+              and e["service"]["backoff"] == 0)
+    sub.close()
 
 
 def test_wait_times_out_with_exit_1(daemon: Daemon) -> None:
