@@ -110,6 +110,7 @@ def test_pid1_reaps_a_double_forked_orphan(procs: Procs, swept: Path) -> None:
     assert p.wait(timeout=20) == 0
 
 
+@pytest.mark.slow
 @needs_ns
 def test_sigterm_brings_everything_down_and_dtd_exits_0(procs: Procs, swept: Path) -> None:
     scan = swept / "service"
