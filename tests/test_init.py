@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Procs, make_service, ours, wait_for
+from conftest import Procs, make_service, ours, processes_under, wait_for
 from dtd import status
 
 
@@ -205,3 +205,26 @@ def test_essential_is_ignored_without_init(procs: Procs, swept: Path) -> None:
     assert root.poll() is None and up_pid(other) == running
     root.send_signal(signal.SIGTERM)
     assert root.wait(timeout=15) == 0
+
+
+@pytest.mark.slow
+def test_init_ends_what_outlives_the_services(procs: Procs, swept: Path) -> None:
+    """Not as PID 1, where no kernel ends the namespace for us: a daemon
+    that escaped its service gets TERM, one that ignores TERM gets KILL."""
+    scan = swept / "service"
+    d = make_service(scan / "spawner", "sh -c 'sleep 1001 &'\n"
+                     "sh -c \"(trap '' TERM; exec sleep 1002) &\"\nexec sleep 1000")
+    with open(swept / "dtd.out", "ab") as out:
+        root = procs.start([ours("dtd"), "--init", "--scan", str(scan), "--socket", "none",
+                            "--bus", "none"], stdout=out, stderr=out)
+
+    def strays() -> list[int]:
+        return [q for q in tree(root.pid)
+                if Path(f"/proc/{q}/cmdline").read_bytes().startswith(b"sleep\x00100")
+                and Path(f"/proc/{q}/cmdline").read_bytes() != b"sleep\x001000\x00"]
+    wait_for(lambda: up_pid(d) and len(strays()) == 2, what="two escaped daemons")
+    escaped = strays()
+    root.send_signal(signal.SIGTERM)
+    assert root.wait(timeout=15) == 0
+    assert [q for q in escaped if state(q) not in ("", "Z")] == []
+    assert processes_under(scan) == []
