@@ -24,6 +24,9 @@ from conftest import ours, ref
 from .rig import Rig, api_get, control
 
 NOT_COMMANDS = bytes(b for b in range(256) if b not in b"udopchaitkxq12")
+# control bytes whose signal ends a multilog on the spot (KILL, HUP, INT,
+# QUIT, USR1, USR2: default dispositions), losing what it had read
+FATAL_TO_MULTILOG = b"khiq12"
 
 
 def _signal(pid: int, sig: int) -> bool:
@@ -201,15 +204,18 @@ def garbage_control(rig: Rig, rnd: random.Random, sid: str, any_byte: bool,
         before = rig.up(d)
         alphabet = bytes(range(256)) if any_byte else NOT_COMMANDS
         if d.name == "log" and not kill_logger:
-            alphabet = alphabet.replace(b"k", b"")
+            alphabet = bytes(b for b in alphabet if b not in FATAL_TO_MULTILOG)
         data = bytes(rnd.choice(alphabet) for _ in range(rnd.randint(1, 300)))
         if not control(d, data):
             continue
         if any_byte:
             control(d, b"cu")
             side = "logger" if d.name == "log" else "writer"
+            fatal = bytes(c for c in FATAL_TO_MULTILOG if c in data)
+            if fatal and side == "logger":
+                rig.note(f"logger killed by a signal (control {fatal.decode()})", sid)
             for c, what in ((b"k", "SIGKILL"), (b"t", "SIGTERM"), (b"d", "down")):
-                if c in data:
+                if c in data and not (side == "logger" and c in FATAL_TO_MULTILOG):
                     rig.note(f"{side} {what} (control {c.decode()})", sid)
         elif rig.worker(d):
             time.sleep(0.05)

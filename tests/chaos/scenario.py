@@ -33,7 +33,7 @@ class Profile:
     disk_for: float  # ...for this long
     doomed: int  # sleeper services removed with rm -rf while up
     starve_for: float  # seconds with a root that has no descriptors to spare
-    late: int  # writers added while it is starved
+    late: int  # writers added while it is starved (see test_findings: a pair's pipe)
     low_fds_root: int | None  # a root started under this limit (None: skipped)
     flappers: int
     flapping: float
@@ -48,7 +48,7 @@ class Profile:
 
 FAST = Profile("fast", writers=10, envdir=2, interval=0.02, mixed=16.0, root_kill=(2.0, 3.5),
                fault_every=0.4, stop_at=5.0, stop_for=3.0, scan_at=9.0, disk_at=11.0,
-               disk_for=3.0, doomed=2, starve_for=3.0, late=2, low_fds_root=None,
+               disk_for=3.0, doomed=2, starve_for=3.0, late=0, low_fds_root=None,
                flappers=40, flapping=6.0, slowloris=10, multilog_fuzz=8, settle=20.0,
                bus=False, logger_kill=False, starve_api=False)
 

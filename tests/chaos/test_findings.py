@@ -1,0 +1,190 @@
+"""What the fault suite found, each reduced to a deterministic reproduction.
+
+Failures of files owned by others are kept as strict xfails: each turns into
+an unexpected pass, and so into a visible failure, once it is fixed."""
+
+import array
+import fcntl
+import os
+import signal
+import socket
+import subprocess
+import termios
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import Procs, have_ref, make_service, ours, ref, wait_for
+
+from .rig import api_get
+
+LINES = 200
+
+
+@pytest.fixture
+def small_disk(swept: Path) -> Iterator[Path]:
+    """A 256 KiB tmpfs, unmounted at the end."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    top = swept / "disk"
+    top.mkdir()
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(top)],
+                       capture_output=True)
+    if p.returncode != 0:
+        pytest.skip(f"mount -t tmpfs failed here: {p.stderr.decode().strip()}")
+    try:
+        yield top
+    finally:
+        subprocess.run(["umount", "-l", str(top)], check=True)
+
+
+def _fill(top: Path) -> None:
+    with open(top / "filler", "wb", buffering=0) as f:
+        for size in (65536, 4096, 1):
+            while True:
+                try:
+                    f.write(b"\0" * size)
+                except OSError:
+                    break
+
+
+def _unread(fd: int) -> int:
+    n = array.array("i", [0])
+    fcntl.ioctl(fd, termios.FIONREAD, n)
+    return n[0]
+
+
+def lines_kept_after_kill_on_full_disk(prog: str, top: Path, procs: Procs) -> int:
+    """multilog is paused on a full disk with LINES lines sent to it, is
+    SIGKILLed, the disk is freed, a new multilog reads the same pipe to its
+    end: how many of the lines are in the log."""
+    r, w = os.pipe()
+    err = top.parent / "stderr"
+    try:
+        with open(err, "wb") as e:
+            p = procs.start([prog, "t", "./log"], stdin=r, stderr=e, cwd=top)
+        wait_for(lambda: (top / "log" / "current").exists(), what="multilog set up")
+        _fill(top)
+        sent = b"".join(b"%d %s\n" % (i, b"x" * 60) for i in range(1, LINES + 1))
+        os.write(w, sent)
+        wait_for(lambda: b"pausing" in err.read_bytes(), what="multilog pausing")
+        # it has taken what it will take before it blocks in its write
+        time.sleep(0.3)
+        p.kill()
+        p.wait()
+        os.unlink(top / "filler")
+        os.close(w)
+        w = -1
+        with open(err, "ab") as e:
+            again = procs.start([prog, "t", "./log"], stdin=r, stderr=e, cwd=top)
+        assert again.wait(timeout=30) == 0
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
+    text = b"".join(f.read_bytes() for f in sorted((top / "log").iterdir())
+                    if f.name.startswith("@") or f.name == "current")
+    kept = {int(line.split()[1]) for line in text.splitlines() if len(line.split()) == 3}
+    return len(kept & set(range(1, LINES + 1)))
+
+
+@pytest.mark.skipif(not have_ref("multilog"), reason="no reference multilog")
+@pytest.mark.xfail(strict=True, reason=(
+    "dtd/log/multilog.py reads up to 256 KiB (all the pipe holds) before it writes, so a "
+    "multilog SIGKILLed while paused on a full disk loses every line it had read: 200 of 200 "
+    "here, where the reference, which reads 1 KiB at a time, loses 17. A bounded read (or "
+    "peeking with tee(2) and consuming only what was written) would keep them"))
+def test_multilog_killed_on_a_full_disk_loses_no_more_than_the_reference(
+        small_disk: Path, procs: Procs) -> None:
+    mine = lines_kept_after_kill_on_full_disk(ours("multilog"), small_disk, procs)
+    subprocess.run(["rm", "-rf", str(small_disk / "log")], check=True)
+    theirs = lines_kept_after_kill_on_full_disk(ref("multilog"), small_disk, procs)
+    assert theirs < LINES  # the reference loses what it had read, too
+    assert mine >= theirs, f"ours kept {mine} of {LINES} lines, the reference {theirs}"
+
+
+def _start_root(procs: Procs, scan: Path, sock: Path) -> subprocess.Popen[bytes]:
+    err = open(scan.parent / "root.err", "ab")
+    p = procs.start([ours("dtd"), "--scan", str(scan), "--socket", str(sock), "--bus", "none"],
+                    stdout=err, stderr=err)
+    err.close()
+    wait_for(lambda: _answers(sock), timeout=15, what="the API")
+    return p
+
+
+def _answers(sock: Path) -> bool:
+    try:
+        return api_get(sock, "/v1/services", 2.0)[0] == 200
+    except OSError:
+        return False
+
+
+def _soft_nofile(pid: int, n: int | None) -> None:
+    import resource
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    subprocess.run(["prlimit", "--pid", str(pid), f"--nofile={hard if n is None else n}:{hard}"],
+                   check=True)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "asyncio's accept loop (selector_events._accept_connection) logs a traceback for each "
+    "connection it cannot accept with EMFILE, up to the backlog (100) each time, and retries "
+    "every second: ~200 tracebacks a second on the root's stderr while its descriptors are "
+    "exhausted (5574 in 3 s in the fast chaos profile). dtd/api_http.py could set a loop "
+    "exception handler that turns 'socket.accept() out of system resource' into one warning, "
+    "or stop accepting below a reserve of descriptors"))
+def test_root_out_of_descriptors_prints_no_traceback_for_clients(procs: Procs, swept: Path) -> None:
+    scan = swept / "service"
+    make_service(scan / "a", "exec sleep 1000")
+    sock = swept / "dtd.sock"
+    root = _start_root(procs, scan, sock)
+    _soft_nofile(root.pid, len(os.listdir(f"/proc/{root.pid}/fd")) + 1)
+    held = []
+    try:
+        for _ in range(5):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(str(sock))
+            held.append(s)
+        time.sleep(1.5)  # the loop retries accepting every second
+    finally:
+        for s in held:
+            s.close()
+        _soft_nofile(root.pid, None)
+    wait_for(lambda: _answers(sock), what="the API after the limit is raised")
+    assert b"Traceback" not in (swept / "root.err").read_bytes()
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "dtd/root.py make_pipe calls os.pipe2 unguarded: when the root is out of descriptors, "
+    "a new service with a log/ raises EMFILE out of the rescan, asyncio prints the traceback "
+    "and the rest of that scan is skipped; other failures there warn and retry in a second"))
+def test_root_out_of_descriptors_warns_about_a_new_log_pair(procs: Procs, swept: Path) -> None:
+    scan = swept / "service"
+    make_service(scan / "a", "exec sleep 1000")
+    sock = swept / "dtd.sock"
+    root = _start_root(procs, scan, sock)
+    # one to spare: the scan can read the directory, the pair's pipe needs two
+    _soft_nofile(root.pid, len(os.listdir(f"/proc/{root.pid}/fd")) + 1)
+    try:
+        new = swept / "new"
+        make_service(new, "exec sleep 1000")
+        make_service(new / "log", "exec cat > /dev/null")
+        os.rename(new, scan / "new")
+        wait_for(lambda: b"dtd: warning" in (swept / "root.err").read_bytes()
+                 or b"Traceback" in (swept / "root.err").read_bytes(), what="a complaint")
+    finally:
+        _soft_nofile(root.pid, None)
+    wait_for(lambda: _up(scan / "new") and _up(scan / "new" / "log"), timeout=15,
+             what="the new pair up once descriptors are back")
+    assert b"Traceback" not in (swept / "root.err").read_bytes()
+
+
+def _up(d: Path) -> bool:
+    from dtd import status
+    try:
+        st = status.read(str(d))
+    except OSError:
+        return False
+    return bool(st and st.pid)
