@@ -335,7 +335,8 @@ def cmd_watch(sock: str, as_json: bool) -> int:
                 svc = ev["service"]
                 pid = f" pid {svc['pid']}" if svc["pid"] else ""
                 line = (time.strftime("%Y-%m-%d %H:%M:%S ") + f"{svc['name']} {ev['event']}:"
-                        f" {svc['state']}{pid} want {svc['want']}" + (" paused" if svc["paused"] else ""))
+                        f" {svc['state']}{pid} want {svc['want']}" + (" paused" if svc["paused"] else "")
+                        + (" ready" if svc.get("ready") else ""))
             sys.stdout.write(line + "\n")
             sys.stdout.flush()
     finally:

@@ -41,9 +41,15 @@ def test_status_table_and_json_match_the_api(daemon: Daemon) -> None:
     wait_for(lambda: up_pid(daemon.scan / "web" / "log"), what="web/log up")
     daemon.service("idle", down=True)
     wait_for(lambda: call(daemon.sock, "GET", "/v1/services/idle")[0] == 200, what="idle listed")
-    code, out, err = dtdctl(daemon, "status", "--json")
-    assert (code, err) == (0, "")
-    assert json.loads(out) == call(daemon.sock, "GET", "/v1/services")[1]
+
+    def same() -> bool:
+        # a new service's worker is still writing its files: compared once
+        # nothing changed around dtdctl's look
+        before = call(daemon.sock, "GET", "/v1/services")[1]
+        code, out, err = dtdctl(daemon, "status", "--json")
+        assert (code, err) == (0, "")
+        return bool(json.loads(out) == before == call(daemon.sock, "GET", "/v1/services")[1])
+    wait_for(same, what="dtdctl status --json as the API says")
     code, out, err = dtdctl(daemon, "status")
     assert code == 0
     lines = out.splitlines()
@@ -264,6 +270,18 @@ def test_wait_ready_for_services_that_say_so(daemon: Daemon, procs: Procs) -> No
     for d in (daemon.scan / "sd", daemon.scan / "fd"):
         wait_for(lambda d=d: up_pid(d), what=f"{d.name} up")
     assert dtdctl(daemon, "wait", "ready", "sd", "fd", "--timeout", "0.2")[0] == 1
+    watcher = procs.start([ours("dtdctl"), "--socket", str(daemon.sock), "watch"],
+                          stdout=subprocess.PIPE)
+    assert watcher.stdout is not None
+    sel = selectors.DefaultSelector()
+    sel.register(watcher.stdout, selectors.EVENT_READ)
+    # subscribed once it shows a change: pause and continue until it does
+    verb = "pause"
+    while not sel.select(0.2):
+        assert dtdctl(daemon, verb, "sd")[0] == 0
+        verb = "cont" if verb == "pause" else "pause"
+    sel.close()
+    assert dtdctl(daemon, "cont", "sd")[0] == 0
     w = procs.start([ours("dtdctl"), "--socket", str(daemon.sock), "wait", "ready", "sd", "fd",
                      "--timeout", "20"], stderr=subprocess.PIPE)
     wait_for(lambda: subscribed(w.pid), what="the waiter connected")
@@ -290,6 +308,15 @@ def test_wait_ready_for_services_that_say_so(daemon: Daemon, procs: Procs) -> No
     # a restart ends readiness until the run says it again
     status.send(str(daemon.scan / "fd"), b"t")
     wait_for(lambda: not call(daemon.sock, "GET", "/v1/services/fd")[1]["ready"], what="fd not ready")
+    # the watcher showed fd becoming ready, and then not ready any more
+    fd_lines = []
+    while len(fd_lines) < 2 or fd_lines[-1].endswith(" ready\n"):
+        line = watcher.stdout.readline().decode()
+        assert line, fd_lines
+        if " fd changed: " in line:
+            fd_lines.append(line)
+    assert fd_lines[0].endswith(" want up ready\n") and " up pid " in fd_lines[0], fd_lines
+    assert not any(x.endswith(" ready\n") for x in fd_lines[1:]), fd_lines
     assert dtdctl(daemon, "wait", "ready", "fd", "--timeout", "0.2")[0] == 1
     assert dtdctl(daemon, "wait", "up", "fd", "--timeout", "10")[0] == 0
 
