@@ -22,26 +22,25 @@ _ANCILLARY = _socket.CMSG_SPACE(_UCRED)
 MAX_DATAGRAM = 4096
 
 
-def socket_name(directory: str = ".") -> str:
-    """An abstract socket name for the service directory, unique on the
-    machine while its worker runs (the lock allows one per directory); the
-    abstract namespace has no path length limit to bite a deep directory."""
-    st = os.stat(directory)
-    return "@dtd/supervise/%x/%x" % (st.st_dev, st.st_ino)
+def open_socket() -> tuple[_socket.socket, str]:
+    """A non-blocking datagram socket that receives its senders'
+    credentials, and its name as NOTIFY_SOCKET gives it (``@`` = abstract).
 
-
-def open_socket(name: str) -> _socket.socket:
-    """A non-blocking datagram socket bound to name (``@`` = abstract) that
-    receives its senders' credentials. Raises OSError."""
+    The kernel picks the name (autobind: five hex digits in the abstract
+    namespace, unique while the socket lives): no path length limit for a
+    deep service directory, nothing to clean up, and no stat or formatting
+    in each worker, which would cost it pages. Raises OSError.
+    """
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC
                           | _socket.SOCK_NONBLOCK)
     try:
         sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_PASSCRED, 1)
-        sock.bind("\0" + name[1:] if name.startswith("@") else name)
+        sock.bind("")
+        name = sock.getsockname()
     except OSError:
         sock.close()
         raise
-    return sock
+    return sock, "@" + (name[1:].decode("ascii") if isinstance(name, bytes) else name[1:])
 
 
 def receive(sock: _socket.socket) -> tuple[bytes, int] | None:

@@ -178,11 +178,12 @@ class Worker:
     def open_notify_socket(self) -> None:
         """systemd's NOTIFY_SOCKET, offered to every ./run: programs written
         for systemd say READY=1 unchanged. One socket for the worker's life;
-        the credentials of each datagram tell whether the current run sent it."""
+        the credentials of each datagram tell whether the current run sent
+        it, so what an earlier run left unread is dropped when read (its
+        sender is gone, or in another session)."""
         self.env.pop("NOTIFY_SOCKET", None)  # not our own supervisor's
         try:
-            name = readiness.socket_name()
-            self.notify_sock = readiness.open_socket(name)
+            self.notify_sock, name = readiness.open_socket()
         except OSError as e:
             diag.warn(PROG, "unable to make NOTIFY_SOCKET for ", self.dir, ": ", diag.reason(e))
             return
@@ -290,7 +291,6 @@ class Worker:
         self.info.backoff = 0.0
         setsid = not svfiles.exists(svfiles.NOSETSID)
         actions = self.notification_fd()
-        self.drain_notify_socket()
         try:
             # vfork and exec: no copy of this process's page tables, no
             # copy-on-write faults while the child gets to exec
@@ -361,12 +361,6 @@ class Worker:
             self.became_ready()
         if eof:
             self.close_notify_pipe()
-
-    def drain_notify_socket(self) -> None:
-        """What an earlier run sent and nobody read is not the new run's word."""
-        if self.notify_sock is not None:
-            while readiness.receive(self.notify_sock) is not None:
-                pass
 
     def read_notify_socket(self) -> None:
         assert self.notify_sock is not None
@@ -649,7 +643,10 @@ class Worker:
                 if self.pidfd >= 0:
                     poller.register(self.pidfd, select.POLLIN)
                 watched = self.pidfd
-            ready = poller.poll(self.timeout())
+            # the idle path tests three attributes and calls nothing: every
+            # function a worker runs dirties the page its code object is on
+            timers = self.pending or self.kill_at or self.finish_kill_at
+            ready = poller.poll(self.timeout() if timers else None)
             gone = False
             for fd, _ in ready:
                 if fd == wake_r:
@@ -668,7 +665,8 @@ class Worker:
             if gone and watched == self.pidfd:
                 self.exited(None)
             self.read_commands()
-            self.timers()
+            if self.pending or self.kill_at or self.finish_kill_at:
+                self.timers()
 
     def read_commands(self) -> None:
         while True:
