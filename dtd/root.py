@@ -24,7 +24,7 @@ import signal
 import time
 from typing import TYPE_CHECKING, Callable, Protocol
 
-from dtd import diag, info, scan, status
+from dtd import container, diag, info, scan, status
 from dtd import inotify as ino
 from dtd.forker import Forker
 from dtd.model import REMOVED, Model
@@ -32,12 +32,11 @@ from dtd.model import Service as Record
 from dtd.proctitle import set_title
 
 if TYPE_CHECKING:
-    from dtd.relay import Relay, Stream
-
-if TYPE_CHECKING:
     # imported for real only once the first workers are asked for (run()):
     # asyncio takes 40 ms to import, which the first services need not wait
     import asyncio
+
+    from dtd.relay import Relay, Stream
 
 
 class Adapter(Protocol):
@@ -53,7 +52,6 @@ RESPAWN = 1.0  # at most one new worker per directory per second
 STOP_TIMEOUT = 10.0
 STRAY_GRACE = 2.0  # --init: seconds between TERM and KILL for what outlives the services
 STRAY_POLL = 0.02
-ESSENTIAL = "essential"
 TITLE_ERRORS = 400  # characters of recent errors in the process title
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -120,48 +118,6 @@ def _same_pipe(pid: int, a: int, b: int) -> bool:
         return target.startswith("pipe:") and os.readlink(f"/proc/{pid}/fd/{b}") == target
     except OSError:
         return False
-
-
-def descendants(pid: int) -> list[int]:
-    """Every live process below pid, from /proc: in a container, all of them.
-
-    None when /proc belongs to another PID namespace (``unshare --pid
-    --fork`` without ``--mount-proc``): its numbers are not ours to kill,
-    and its process 1 is the host's init.
-    """
-    try:
-        if int(os.readlink("/proc/self")) != os.getpid():
-            return []
-    except (OSError, ValueError):
-        return []
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] not in (b"Z", b"X"):
-            children.setdefault(int(fields[1]), []).append(int(entry))
-    found: list[int] = []
-    todo = [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def exit_code(rec: Record) -> int:
-    """A stopped service's exit code as a shell reports it: 128 plus the
-    signal that killed it; 0 when its worker does not know."""
-    if rec.exit_code is None:
-        return 0
-    if rec.exit_code < 0:
-        return 128 + rec.exit_signal
-    return rec.exit_code
 
 
 def _set_subreaper() -> None:
@@ -598,9 +554,8 @@ class Root:
                 # its ./run is gone: an unfinished last line will not end
                 self.relay.flush(svc.stream)
             svc.run = rec.pid
-        if (self.init and rec.stopped and not self.stopping
-                and os.path.exists(os.path.join(rec.directory, ESSENTIAL))):
-            code = exit_code(rec)
+        if self.init and not self.stopping and container.is_essential(rec):
+            code = container.exit_code(rec)
             self.warn("essential service ", rec.name, " stopped: exiting ", str(code))
             if self.loop is None:
                 self.stop_asked = True  # carried out once the loop runs
@@ -662,28 +617,26 @@ class Root:
                 self.close_pipe(svc)
         if self.init and not self.final:
             self.final = True
-            self.end_strays(time.monotonic() + STRAY_GRACE, signal.SIGTERM)
+            strays = container.descendants(os.getpid())
+            container.signal_all(strays, signal.SIGTERM, signal.SIGCONT)
+            self.end_strays(time.monotonic() + STRAY_GRACE)
             return
-        if self.done is not None and not self.done.done():
-            self.done.set_result(self.code)
+        self.final_exit()
 
-    def end_strays(self, deadline: float, sig: int) -> None:
+    def end_strays(self, deadline: float) -> None:
+        """Wait for the strays to go; KILL them at the deadline."""
         self.reap()
-        strays = descendants(os.getpid())
-        if not strays:
+        strays = container.descendants(os.getpid())
+        now = time.monotonic()
+        if not strays or now >= deadline + STRAY_GRACE:
+            # a process that even KILL does not end (stuck in the kernel)
+            # does not keep us: as PID 1 our exit ends it anyway
             self.final_exit()
             return
-        if time.monotonic() >= deadline:
-            sig = signal.SIGKILL
-        for pid in strays:
-            for s in (sig, signal.SIGCONT) if sig == signal.SIGTERM else (sig,):
-                try:
-                    os.kill(pid, s)
-                except OSError:
-                    pass
+        if now >= deadline:
+            container.signal_all(strays, signal.SIGKILL)
         # no event says when a grandchild is gone: looked at again shortly
-        again = signal.SIGKILL if sig == signal.SIGKILL else 0
-        self.later(STRAY_POLL, self.end_strays, deadline, again)
+        self.later(STRAY_POLL, self.end_strays, deadline)
 
     def final_exit(self) -> None:
         if self.done is not None and not self.done.done():
