@@ -76,7 +76,8 @@ def start_init(procs: Procs, scan: Path, *extra: str) -> tuple[subprocess.Popen[
         p = procs.start(["unshare", "--pid", "--fork", "--mount-proc", ours("dtd"), "--init",
                          "--scan", str(scan), "--socket", "none", "--bus", "none", *extra],
                         stdout=out, stderr=out)
-    dtd = int(wait_for(lambda: children(p.pid) and children(p.pid)[0], what="dtd started"))
+    dtd = wait_for(lambda: children(p.pid) and children(p.pid)[0], what="dtd started")
+    assert isinstance(dtd, int)
     return p, dtd
 
 
@@ -97,9 +98,9 @@ def test_pid1_reaps_a_double_forked_orphan(procs: Procs, swept: Path) -> None:
     d = make_service(scan / "forker", f"sh -c 'head -c1 {fifo} >/dev/null &'\nexec sleep 1000")
     p, dtd = start_init(procs, scan)
     assert ns_pid(dtd) == 1
-    orphan = int(wait_for(lambda: next((c for c in children(dtd)
-                                        if Path(f"/proc/{c}/comm").read_text() == "head\n"), 0),
-                          what="the orphan handed to PID 1"))
+    orphan = wait_for(lambda: next((c for c in children(dtd)
+                                    if Path(f"/proc/{c}/comm").read_text() == "head\n"), 0),
+                      what="the orphan handed to PID 1")
     assert up_pid(d)
     with open(fifo, "wb") as f:  # the orphan reads a byte and exits
         f.write(b"x")
