@@ -229,3 +229,26 @@ def test_init_ends_what_outlives_the_services(procs: Procs, swept: Path) -> None
     assert root.wait(timeout=15) == 0
     assert [q for q in escaped if state(q) not in ("", "Z")] == []
     assert processes_under(scan) == []
+
+
+@needs_ns
+def test_a_container_logs_to_stdout_to_the_last_line(procs: Procs, swept: Path) -> None:
+    """dtd --init --log-stdout, the usual container: every line of the
+    essential service that ends it is out before dtd exits, the unfinished
+    last one too."""
+    scan = swept / "service"
+    ess = make_service(scan / "app", "echo starting\nprintf 'giving up'\nexit 3")
+    finish = ess / "finish"
+    finish.write_text("#!/bin/sh\nexit 125\n")
+    finish.chmod(0o755)
+    (ess / "essential").touch()
+    make_service(scan / "side", "echo side car\nexec sleep 1000")
+    with open(swept / "stdout", "wb") as out, open(swept / "stderr", "wb") as err:
+        p = procs.start(["unshare", "--pid", "--fork", "--mount-proc", ours("dtd"), "--init",
+                         "--log-stdout", "--scan", str(scan), "--socket", "none", "--bus", "none"],
+                        stdout=out, stderr=err)
+    assert p.wait(timeout=20) == 3
+    lines = (swept / "stdout").read_bytes().split(b"\n")
+    assert lines.pop() == b""
+    assert sorted(lines) == [b"app: giving up", b"app: starting", b"side: side car"]
+    assert lines.index(b"app: starting") < lines.index(b"app: giving up")
