@@ -403,8 +403,10 @@ def compare_envdir(env: Path) -> dict[str, object]:
     for side, prog in (("ours", ours("envdir")), ("ref", ref("envdir"))):
         if not os.path.exists(prog):
             continue
+        # a locale set: else Python coerces the C locale and adds LC_CTYPE
+        # (test_findings has that one)
         p = subprocess.run([prog, str(env), "/usr/bin/env", "-0"], capture_output=True,
-                           timeout=30, env={"KEEP": "1"})
+                           timeout=30, env={"KEEP": "1", "LANG": "C.UTF-8"})
         out[side] = (p.returncode, sorted(p.stdout.split(b"\0")), p.stderr.replace(
             prog.encode(), b"envdir"))
     return out

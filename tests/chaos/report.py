@@ -48,6 +48,14 @@ def build(rig: Rig, profile: str, acc: Account, end: dict[str, Any], flap: dict[
     faults: dict[str, int] = {}
     for _, kind, _ in rig.events:
         faults[kind] = faults.get(kind, 0) + 1
+    epipe = []
+    if (rig.ledger / "epipe").exists():
+        for rec in (rig.ledger / "epipe").read_text().splitlines():
+            sid, _, _, at = rec.split()
+            near = sorted({kind for t, kind, target in rig.events
+                           if float(at) - 5 <= t <= float(at) + SLACK
+                           and (target == sid or target not in rig.writers)})
+            epipe.append(f"{sid} at {float(at):.3f}: after {', '.join(near) or 'no fault'}")
     counts = {
         "lost": acc.lost,
         "duplicated": acc.duplicated,
@@ -71,6 +79,7 @@ def build(rig: Rig, profile: str, acc: Account, end: dict[str, Any], flap: dict[
         "tracebacks": len(tracebacks),
         "traceback_kinds": kinds(tracebacks),
         "violations": rig_violations(rig)[:20],
+        "no_reader_epipe": epipe,
         "api_flapping_ms": {"p50": percentile(lat, 50), "p99": percentile(lat, 99),
                             "max": max(lat, default=float("nan")), "samples": len(lat),
                             "failed": len(failed), "quiet_p50": percentile(base, 50)},
@@ -115,13 +124,14 @@ def table(rep: dict[str, Any]) -> str:
                                     f"({cpu.get('cpu_seconds', 0):.2f} s in {cpu.get('seconds', 0):.0f} s)"),
         ("lines written / seen", f"{rep['lines']['written']} / {rep['lines']['seen']}"),
         ("roots started (killed and restarted)", rep["roots_started"]),
+        ("writes that found no reader (EPIPE)", len(rep["no_reader_epipe"])),
     ]
     out = [f"chaos ({rep['profile']}), {rep['when']}", "", "| what | count |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in rows]
     if rep["lost_by_fault"]:
         out += ["", "lost lines by the faults next to them:"]
         out += [f"  {n:6d}  {k}" for k, n in sorted(rep["lost_by_fault"].items(), key=lambda kv: -kv[1])]
-    for key in ("crashes", "traceback_kinds", "down_after_settle", "malformed_samples", "findings",
+    for key in ("crashes", "traceback_kinds", "no_reader_epipe", "down_after_settle", "malformed_samples", "findings",
                 "envdir_differences", "multilog_garbage_differences"):
         if rep.get(key):
             out += ["", f"{key}:"] + [f"  {x}" for x in rep[key][:10]]

@@ -9,6 +9,8 @@ pid is another incarnation). After every write into the pipe returned whole
 (the line must then arrive), SEQ is recorded in LEDGER/ID/INC, so that a line
 lost at the tail of an incarnation is seen as surely as one in the middle.
 
+A write that finds no reader at all (EPIPE) is appended to LEDGER/epipe.
+
 The process holds an exclusive non-blocking flock on ``run.lock`` in its
 directory for its life; when another copy holds it, that is a moment with
 two copies of ./run: it appends to LEDGER/violations and exits.
@@ -47,7 +49,15 @@ def main() -> int:
         seq += 1
         line = head + b"%d " % seq + PAD + b"\n"
         # a pipe write of less than PIPE_BUF bytes is whole or not at all
-        if os.write(1, line) != len(line):
+        try:
+            if os.write(1, line) != len(line):
+                return 111
+        except BrokenPipeError:
+            # nobody holds the pipe's read end: a service in C would die of
+            # SIGPIPE here (Python ignores it); noted, and ended the same way
+            fd = os.open(os.path.join(ledger, "epipe"), os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+                         0o644)
+            os.write(fd, b"%s %s %d %.6f\n" % (sid.encode(), inc.encode(), seq, time.time()))
             return 111
         os.pwrite(record, b"%012d\n" % seq, 0)
         time.sleep(interval)
