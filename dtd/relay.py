@@ -19,6 +19,9 @@ between, unless its writer pauses for SPLIT_AFTER seconds in the middle.
 The pipes are watched edge-triggered in an epoll set of the relay's own
 (its descriptor goes into the root's loop): a pipe holding an unfinished
 line stays readable, and level-triggered readiness would spin on it.
+
+Where tee(2) is refused (a seccomp filter), the relay reads the pipe into
+memory instead: the same output, but what a killed root had read is lost.
 """
 
 import ctypes
@@ -46,7 +49,7 @@ def label(name: str) -> bytes:
 class Stream:
     """One service's pipe, as the relay sees it."""
 
-    __slots__ = ("prefix", "r", "w", "midline", "moved")
+    __slots__ = ("prefix", "r", "w", "midline", "moved", "held")
 
     def __init__(self, prefix: bytes, r: int, w: int) -> None:
         self.prefix = prefix
@@ -54,6 +57,7 @@ class Stream:
         self.w = w  # the write end, only asked whether the pipe is full
         self.midline = False  # the output ends in an unfinished line of ours
         self.moved = 0  # bytes taken out so far: a paused long line is one that did not move
+        self.held = b""  # without tee: read from the pipe and not written out yet
 
 
 class Relay:
@@ -71,6 +75,7 @@ class Relay:
         except OSError:
             pass  # a lower pipe-max-size: long lines come in more pieces
         self.scratch_size = fcntl.fcntl(self.scratch_w, fcntl.F_GETPIPE_SZ)
+        self.tee = True  # False once tee(2) is refused (a seccomp filter)
 
     def fileno(self) -> int:
         return self.epoll.fileno()
@@ -169,19 +174,33 @@ class Relay:
 
     def peek(self, stream: Stream) -> bytes:
         """What the pipe holds, left in it (as much as the scratch pipe takes)."""
-        n = _tee(stream.r, self.scratch_w, self.scratch_size, SPLICE_F_NONBLOCK)
-        if n <= 0:
+        if self.tee:
+            n = _tee(stream.r, self.scratch_w, self.scratch_size, SPLICE_F_NONBLOCK)
+            if n > 0:
+                parts = []
+                while n > 0:
+                    part = os.read(self.scratch_r, n)
+                    parts.append(part)
+                    n -= len(part)
+                return b"".join(parts)
             # 0: no writer left; EAGAIN: empty. Either way nothing to say
-            return b""
-        parts = []
-        while n > 0:
-            part = os.read(self.scratch_r, n)
-            parts.append(part)
-            n -= len(part)
-        return b"".join(parts)
+            if n == 0 or ctypes.get_errno() in (errno.EAGAIN, errno.EINTR):
+                return b""
+            self.tee = False
+        # without tee: read into memory, which a killed root loses
+        room = self.scratch_size - len(stream.held)
+        if room > 0:
+            try:
+                stream.held += os.read(stream.r, room)
+            except BlockingIOError:
+                pass
+        return stream.held
 
     def consume(self, stream: Stream, n: int) -> None:
         stream.moved += n
+        if stream.held:
+            stream.held = stream.held[n:]
+            return
         while n > 0:
             try:
                 n -= len(os.read(stream.r, n))

@@ -42,6 +42,15 @@ def setup(tmp_path: Path) -> Iterator[Setup]:
     s.close()
 
 
+@pytest.fixture(params=["tee", "read"])
+def both(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setup]:
+    """With tee(2), and as where a seccomp filter refuses it."""
+    s = Setup(tmp_path)
+    s.relay.tee = request.param == "tee"
+    yield s
+    s.close()
+
+
 def fill(w: int) -> int:
     """Write x into the pipe until it is full; how many."""
     os.set_blocking(w, False)
@@ -55,28 +64,28 @@ def fill(w: int) -> int:
     return n
 
 
-def test_only_whole_lines_leave_the_pipe(setup: Setup) -> None:
-    a, wa = setup.pipe("a")
+def test_only_whole_lines_leave_the_pipe(both: Setup) -> None:
+    a, wa = both.pipe("a")
     os.write(wa, b"one\ntw")
-    setup.relay.on_events()
-    assert setup.output() == b"a: one\n"
-    assert setup.relay.peek(a) == b"tw"  # the unfinished line waits in the pipe
+    both.relay.on_events()
+    assert both.output() == b"a: one\n"
+    assert both.relay.peek(a) == b"tw"  # the unfinished line waits (in the pipe, with tee)
     os.write(wa, b"o\nthree\n")
-    setup.relay.on_events()
-    assert setup.output() == b"a: one\na: two\na: three\n"
-    assert setup.relay.peek(a) == b""
+    both.relay.on_events()
+    assert both.output() == b"a: one\na: two\na: three\n"
+    assert both.relay.peek(a) == b""
 
 
-def test_two_pipes_interleave_by_line(setup: Setup) -> None:
-    a, wa = setup.pipe("a")
-    b, wb = setup.pipe("b")
+def test_two_pipes_interleave_by_line(both: Setup) -> None:
+    a, wa = both.pipe("a")
+    b, wb = both.pipe("b")
     os.write(wa, b"a1\na2")
     os.write(wb, b"b1\n")
-    setup.relay.on_events()
+    both.relay.on_events()
     os.write(wa, b"\n")
     os.write(wb, b"b2\n")
-    setup.relay.on_events()
-    lines = setup.output().split(b"\n")
+    both.relay.on_events()
+    lines = both.output().split(b"\n")
     assert sorted(lines) == sorted([b"a: a1", b"a: a2", b"b: b1", b"b: b2", b""])
     assert lines.index(b"a: a1") < lines.index(b"a: a2")
     assert lines.index(b"b: b1") < lines.index(b"b: b2")
@@ -127,34 +136,53 @@ def test_a_timer_of_a_line_that_moved_on_does_nothing(setup: Setup) -> None:
     assert setup.output() == b"a: " + b"x" * n
 
 
-def test_flush_writes_an_unfinished_last_line_with_a_newline(setup: Setup) -> None:
-    a, wa = setup.pipe("a")
+def test_flush_writes_an_unfinished_last_line_with_a_newline(both: Setup) -> None:
+    a, wa = both.pipe("a")
     os.write(wa, b"done\nlast words")
-    setup.relay.on_events()
-    setup.relay.flush(a)
-    assert setup.output() == b"a: done\na: last words\n"
-    assert setup.relay.peek(a) == b""
+    both.relay.on_events()
+    both.relay.flush(a)
+    assert both.output() == b"a: done\na: last words\n"
+    assert both.relay.peek(a) == b""
 
 
-def test_remove_flushes_and_forgets(setup: Setup) -> None:
-    a, wa = setup.pipe("a")
+def test_remove_flushes_and_forgets(both: Setup) -> None:
+    a, wa = both.pipe("a")
     os.write(wa, b"bye")
-    setup.relay.remove(a)
-    assert setup.output() == b"a: bye\n"
+    both.relay.remove(a)
+    assert both.output() == b"a: bye\n"
     os.write(wa, b"unseen\n")
-    setup.relay.on_events()
-    assert setup.output() == b"a: bye\n"
+    both.relay.on_events()
+    assert both.output() == b"a: bye\n"
 
 
-def test_rename_changes_the_prefix(setup: Setup) -> None:
-    a, wa = setup.pipe("old")
-    setup.relay.rename(a, "new")
+def test_rename_changes_the_prefix(both: Setup) -> None:
+    a, wa = both.pipe("old")
+    both.relay.rename(a, "new")
     os.write(wa, b"x\n")
-    setup.relay.on_events()
-    assert setup.output() == b"new: x\n"
+    both.relay.on_events()
+    assert both.output() == b"new: x\n"
 
 
 def test_label() -> None:
     assert label("web") == b"web: "
     assert label("a\nb") == b"a\\nb: "
     assert label(os.fsdecode(b"raw\xff")) == b"raw\xff: "
+
+
+def test_a_refused_tee_falls_back_to_reading(setup: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ctypes
+    import errno
+
+    import dtd.relay
+
+    def refused(*args: object) -> int:
+        ctypes.set_errno(errno.EPERM)
+        return -1
+    monkeypatch.setattr(dtd.relay, "_tee", refused)
+    a, wa = setup.pipe("a")
+    os.write(wa, b"one\ntwo")
+    setup.relay.on_events()
+    assert not setup.relay.tee
+    assert setup.output() == b"a: one\n"
+    setup.relay.flush(a)
+    assert setup.output() == b"a: one\na: two\n"
