@@ -54,8 +54,12 @@ def test_all_up_is_ok(daemon: Daemon) -> None:
     start_with(daemon, "a", "b")
     r = check(sock=daemon.sock)
     assert matches(r, 0, re.escape("DTD OK - 2 services up | " + perf(2, 2)) + UPTIME + "\n"), r
-    # a logger is a service too
-    daemon.service("web", log=True)
+    # a logger is a service too. Its directory is made whole, then renamed
+    # in: as svscan does, dtd looks for log/ once, when it first sees web
+    staging = daemon.top / "staging"
+    make_service(staging / "web", "exec sleep 1000")
+    make_service(staging / "web" / "log", "exec cat >/dev/null")
+    (staging / "web").rename(daemon.scan / "web")
     wait_for(lambda: up_pid(daemon.scan / "web" / "log"), what="web/log up")
     r = check(sock=daemon.sock)
     assert matches(r, 0, re.escape("DTD OK - 4 services up | " + perf(4, 4)) + UPTIME + "\n"), r
