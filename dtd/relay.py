@@ -14,7 +14,9 @@ of the last write are written twice. An unfinished line stays in the pipe
 until its newline comes, so lines of two services never mix; it is written
 as it is, with a newline added, when its service's ./run exits. A line that
 fills the whole pipe is written in pieces with no other service's output in
-between, unless its writer pauses for SPLIT_AFTER seconds in the middle.
+between, unless its writer pauses for SPLIT_AFTER seconds in the middle or
+the line passes MAX_LINE bytes (binary output with no newline at all must
+not silence every other service).
 
 The pipes are watched edge-triggered in an epoll set of the relay's own
 (its descriptor goes into the root's loop): a pipe holding an unfinished
@@ -34,6 +36,7 @@ from typing import Callable
 SPLICE_F_NONBLOCK = 2
 SCRATCH = 1 << 20  # the scratch pipe's size: as much as a service pipe can hold
 SPLIT_AFTER = 1.0  # seconds a long line may hold the output with its writer idle
+MAX_LINE = 1 << 20  # a line is split after this many bytes, so that others get a turn
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _tee = _libc.tee
@@ -49,7 +52,7 @@ def label(name: str) -> bytes:
 class Stream:
     """One service's pipe, as the relay sees it."""
 
-    __slots__ = ("prefix", "r", "w", "midline", "moved", "held")
+    __slots__ = ("prefix", "r", "w", "midline", "moved", "held", "length")
 
     def __init__(self, prefix: bytes, r: int, w: int) -> None:
         self.prefix = prefix
@@ -58,6 +61,7 @@ class Stream:
         self.midline = False  # the output ends in an unfinished line of ours
         self.moved = 0  # bytes taken out so far: a paused long line is one that did not move
         self.held = b""  # without tee: read from the pipe and not written out yet
+        self.length = 0  # of the unfinished line written so far
 
 
 class Relay:
@@ -76,6 +80,7 @@ class Relay:
             pass  # a lower pipe-max-size: long lines come in more pieces
         self.scratch_size = fcntl.fcntl(self.scratch_w, fcntl.F_GETPIPE_SZ)
         self.tee = True  # False once tee(2) is refused (a seccomp filter)
+        self.max_line = MAX_LINE
 
     def fileno(self) -> int:
         return self.epoll.fileno()
@@ -151,6 +156,10 @@ class Relay:
                 cut = len(data)  # a line longer than the pipe: out in pieces
             self.write(stream, data[:cut])
             self.consume(stream, cut)
+            if stream.midline and stream.length >= self.max_line:
+                self.end_line(stream)
+                self.ready[stream.r] = stream  # the rest after the others
+                return
         if stream.midline:
             if self.holder is not stream:
                 self.holder = stream
@@ -169,6 +178,7 @@ class Relay:
     def end_line(self, stream: Stream) -> None:
         self.write_out(b"\n")
         stream.midline = False
+        stream.length = 0
         if self.holder is stream:
             self.holder = None
 
@@ -230,6 +240,7 @@ class Relay:
                 out.append(stream.prefix)
             out.append(last)
         stream.midline = bool(last) or (stream.midline and not lines)
+        stream.length = len(last) if lines else stream.length + len(last)
         self.write_out(b"".join(out))
 
     def write_out(self, data: bytes) -> None:

@@ -186,3 +186,18 @@ def test_a_refused_tee_falls_back_to_reading(setup: Setup, monkeypatch: pytest.M
     assert setup.output() == b"a: one\n"
     setup.relay.flush(a)
     assert setup.output() == b"a: one\na: two\n"
+
+
+def test_a_line_past_the_limit_is_split_so_others_get_a_turn(setup: Setup) -> None:
+    setup.relay.max_line = 1000
+    a, wa = setup.pipe("a")
+    b, wb = setup.pipe("b")
+    n = fill(wa)
+    setup.relay.on_events()
+    # a line of a full pipe, past the limit: ended there, not holding the output
+    assert setup.output() == b"a: " + b"x" * n + b"\n"
+    os.write(wb, b"waiting\n")
+    setup.relay.on_events()
+    os.write(wa, b"rest\n")
+    setup.relay.on_events()
+    assert setup.output() == b"a: " + b"x" * n + b"\nb: waiting\na: rest\n"
