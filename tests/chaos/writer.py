@@ -18,6 +18,7 @@ two copies of ./run: it appends to LEDGER/violations and exits.
 
 import fcntl
 import os
+import signal
 import sys
 import time
 
@@ -31,6 +32,9 @@ def incarnation() -> str:
 
 
 def main() -> int:
+    # a service dies of SIGINT (svc -i) without a word, as a C program does;
+    # SIGPIPE stays ignored, so that a write with no reader is seen (EPIPE)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     sid, ledger, interval = sys.argv[1], sys.argv[2], float(sys.argv[3])
     inc = incarnation()
     lock = os.open("run.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
