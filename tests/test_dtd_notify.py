@@ -142,6 +142,34 @@ def test_a_daemon_that_comes_back_is_followed(procs: Procs, swept: Path,
     wait_for(lambda: calls(seen), what="a notification")
     assert calls(seen)[0]["summary"].startswith("a ")
 
+    # a service added while it watches (ServiceAdded)
+    make_service(scan / "b", "exec sleep 1000")
+    pid = wait_for(lambda: up_pid(scan / "b"), what="b up")
+    assert isinstance(pid, int)
+    # its object may be published a moment after its status says up
+    wait_for(lambda: subprocess.run(
+        ["/usr/bin/busctl", f"--address={session_bus.address}", "get-property",
+         "org.dtd.Supervise1", "/org/dtd/Supervise1/service/b", "org.dtd.Supervise1.Service",
+         "Pid"], capture_output=True, text=True, check=False).stdout == f"u {pid}\n",
+        what="b on the bus")
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: len(calls(seen)) >= 2, what="b's notification")
+    assert calls(seen)[1]["summary"].startswith("b ")
+
+    # the daemon killed and started again: the new one is followed
+    root.kill()
+    root.wait(timeout=10)
+    wait_for(lambda: not serving(session_bus, root.pid), what="the name gone")
+    root = start_root(procs, scan, session_bus)
+    wait_for(lambda: serving(session_bus, root.pid), what="the name owned again")
+    wait_for(lambda: "watching 2 services" in said.read_text(), what="watching again")
+    pid = wait_for(lambda: up_pid(scan / "a"), what="a up")
+    assert isinstance(pid, int)
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: len(calls(seen)) >= 3, what="a's second notification")
+    assert calls(seen)[2]["summary"].startswith("a ")
+    assert len(calls(seen)) == 3
+
 
 @needs_policy
 def test_system_bus_followed_notified_on_the_session_bus(procs: Procs, swept: Path,
