@@ -252,3 +252,19 @@ def test_a_container_logs_to_stdout_to_the_last_line(procs: Procs, swept: Path) 
     assert lines.pop() == b""
     assert sorted(lines) == [b"app: giving up", b"app: starting", b"side: side car"]
     assert lines.index(b"app: starting") < lines.index(b"app: giving up")
+
+
+@needs_ns
+def test_as_pid1_even_svscan_is_an_init(procs: Procs, swept: Path) -> None:
+    """No --init: being process 1 is enough, under either name."""
+    scan = swept / "service"
+    ess = make_service(scan / "ess", "trap 'exit 4' TERM\nsleep 1000 & wait")
+    (ess / "essential").touch()
+    with open(swept / "out", "wb") as out:
+        p = procs.start(["unshare", "--pid", "--fork", "--mount-proc", ours("svscan"), str(scan)],
+                        stdout=out, stderr=out)
+    wait_for(lambda: up_pid(ess))
+    subprocess.run([ours("svc"), "-d", str(ess)], check=True)
+    assert p.wait(timeout=20) == 4
+    assert b"svscan: warning: essential service ess stopped: exiting 4\n" in (
+        swept / "out").read_bytes()
