@@ -456,7 +456,7 @@ def garbage_multilog(rig: Rig, rnd: random.Random, n: int) -> list[dict[str, obj
     data = b"one\ntwo\n" + rnd.randbytes(200).replace(b"\0", b"\n") + b"\nlast\n"
     for i in range(n):
         args = multilog_args(rnd)
-        codes = {}
+        codes: dict[str, int | str] = {}
         tb = False
         for side, prog in (("ours", ours("multilog")), ("ref", ref("multilog"))):
             cwd = base / f"{i}-{side}"

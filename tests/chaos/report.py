@@ -117,11 +117,13 @@ def table(rep: dict[str, Any]) -> str:
         ("lines malformed", c["malformed"]),
         ("moments with two copies of a ./run", c["double_run"]),
         ("services down after settle", c["down_after_settle"]),
-        ("root crashes", c["root_crashes"]),
-        ("API p50 / p99 while flapping (ms)", f"{api['p50']:.1f} / {api['p99']:.1f} "
-                                               f"({api['samples']} samples, {api['failed']} failed)"),
-        ("root CPU while flapping", f"{cpu.get('percent_of_a_core', float('nan')):.1f} % of a core "
-                                    f"({cpu.get('cpu_seconds', 0):.2f} s in {cpu.get('seconds', 0):.0f} s)"),
+        ("root crashes (exits not asked for, tracebacks)",
+         f"{c['root_crashes']} ({len(rep['crashes'])} exits, {rep['tracebacks']} tracebacks)"),
+        ("API p50 / p99 while flapping (ms)",
+         f"{api['p50']:.1f} / {api['p99']:.1f} ({api['samples']} samples, {api['failed']} failed)"),
+        ("root CPU while flapping",
+         (f"{cpu.get('percent_of_a_core', float('nan')):.1f} % of a core "
+          f"({cpu.get('cpu_seconds', 0):.2f} s in {cpu.get('seconds', 0):.0f} s)")),
         ("lines written / seen", f"{rep['lines']['written']} / {rep['lines']['seen']}"),
         ("roots started (killed and restarted)", rep["roots_started"]),
         ("writes that found no reader (EPIPE)", len(rep["no_reader_epipe"])),

@@ -23,10 +23,11 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from conftest import ours, pid_alive, sweep
+
 from dtd import status
 
 from . import ledger

@@ -6,12 +6,14 @@ whose run exits at once; the API's latency and the root's CPU measured),
 then the dust settles, the root is stopped and every line is accounted for.
 """
 
+import functools
 import os
 import random
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from . import faults
 from .rig import Rig, control
@@ -66,7 +68,7 @@ class Scenario:
         self.rnd = random.Random(profile.seed)
         self.busy: set[str] = set()  # writers a lasting fault holds
         self.quiet = False  # no root SIGKILL now (stopped, starved)
-        self.timers: list[tuple[float, Callable[[], None]]] = []
+        self.timers: list[tuple[float, Callable[[], object]]] = []
         self.envdir_results: list[dict[str, object]] = []
         self.multilog_findings: list[dict[str, object]] = []
         self.flap: dict[str, Any] = {}
@@ -75,7 +77,7 @@ class Scenario:
 
     # -- the timeline --------------------------------------------------------------
 
-    def at(self, t: float, fn: Callable[[], None]) -> None:
+    def at(self, t: float, fn: Callable[[], object]) -> None:
         self.timers.append((t, fn))
 
     def run_for(self, seconds: float, random_faults: bool) -> None:
@@ -190,10 +192,10 @@ class Scenario:
         self.at(p.scan_at + 1.0, lambda: faults.scan_recreated(rig))
         self.at(p.scan_at + 2.5, lambda: faults.scan_back(rig, away.pop()))
         for i in range(p.doomed):
-            self.at(p.scan_at + 3 + i * 0.3, lambda i=i: faults.remove_tree(rig, rig.scan / f"doomed{i}"))
-            self.at(p.scan_at + 5 + i * 0.3, lambda i=i: self.doomed_again(i))
+            self.at(p.scan_at + 3 + i * 0.3, functools.partial(self.doomed_gone, i))
+            self.at(p.scan_at + 5 + i * 0.3, functools.partial(self.doomed_again, i))
         if rig.mounted:
-            self.at(p.disk_at, lambda: faults.fill_disk(rig))
+            self.at(p.disk_at, functools.partial(faults.fill_disk, rig))
             self.at(p.disk_at + p.disk_for, lambda: faults.free_disk(rig))
         slow = faults.Slowloris(rig, p.slowloris, 0.5)
         self.at(2.0, slow.start)
@@ -204,6 +206,9 @@ class Scenario:
         self.run_for(p.mixed, random_faults=True)
         # the lasting faults are over: every writer is home again
         assert not self.busy, self.busy
+
+    def doomed_gone(self, i: int) -> None:
+        faults.remove_tree(self.rig, self.rig.scan / f"doomed{i}")
 
     def doomed_again(self, i: int) -> None:
         self.rig.add_sleeper(f"doomed{i}")

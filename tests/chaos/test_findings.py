@@ -6,7 +6,6 @@ an unexpected pass, and so into a visible failure, once it is fixed."""
 import array
 import fcntl
 import os
-import signal
 import socket
 import subprocess
 import termios
@@ -15,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from conftest import Procs, have_ref, make_service, ours, ref, wait_for
 
 from .rig import api_get
