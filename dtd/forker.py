@@ -8,10 +8,13 @@ starts this process once, with ``python -m dtd.forker FD``, and asks it over
 a SOCK_SEQPACKET socket for each new worker; the answer is the worker's pid,
 which the root then watches through a pidfd, as it does for workers it adopts.
 
-Request: ``scandir NUL name NUL ("main" | "log")`` with the pair's pipe end,
-if any, and the end the worker keeps (the read end of a ``--log-stdout``
-service's pipe), passed as SCM_RIGHTS. Reply, from the worker itself: its pid
-in decimal, or ``-errno``.
+Request: ``id NUL scandir NUL name NUL ("main" | "log")`` with the pair's
+pipe end, if any, and the end the worker keeps (the read end of a
+``--log-stdout`` service's pipe), passed as SCM_RIGHTS. Reply, from the
+worker itself: the request's id, a space, and its pid in decimal (``-errno``
+instead of the pid when the request is bad). The id lets the root send many
+requests before the first answer comes: at start-up it asks for every worker
+at once.
 """
 
 import os
@@ -30,6 +33,9 @@ MAX_REQUEST = 65536
 # costs about 0.5 MiB PSS
 WAITING = 4
 REPLY_TIMEOUT = 5.0
+
+# scandir, name, log or not, the pipe end it gets, the pipe end it keeps
+Request = tuple[str, str, bool, "int | None", "int | None"]
 KEPT_FD = 3  # where a worker keeps the read end of its service's relayed pipe
 
 
@@ -128,16 +134,17 @@ def take_request(sock: socket.socket, taken: int) -> None:
         pass
     if not msg:
         os._exit(0)
+    ident, _, rest = msg.partition(b"\0")
     try:
-        scandir, name, which = (os.fsdecode(p) for p in msg.split(b"\0"))
+        scandir, name, which = (os.fsdecode(p) for p in rest.split(b"\0"))
     except ValueError:
         try:
-            sock.send(b"-22")
+            sock.send(ident + b" -22")
         except OSError:
             pass
         os._exit(diag.EXIT_USAGE)
     try:
-        sock.send(b"%d" % os.getpid())
+        sock.send(ident + b" %d" % os.getpid())
     except OSError:
         pass  # the root died since it asked: a new root will adopt us
     sock.close()
@@ -151,6 +158,7 @@ class Forker:
     def __init__(self) -> None:
         self.sock: socket.socket | None = None
         self.pid = 0
+        self.serial = 0  # of spawn_many calls: ids of their requests
 
     def start(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -165,27 +173,40 @@ class Forker:
         ours.settimeout(REPLY_TIMEOUT)
         self.sock = ours
 
-    def spawn(self, scandir: str, name: str, log: bool, pipe: int | None,
-              keep: int | None = None) -> int:
-        """Fork a worker; its pid. Raises OSError when that fails."""
+    def spawn_many(self, requests: "list[Request]") -> "list[int | OSError]":
+        """Fork a worker for each request, all asked for before the first
+        answer is awaited: the waiting children take them as fast as they
+        are scheduled, instead of one round trip after another."""
         for attempt in (1, 2):
             if self.sock is None:
                 self.start()
             assert self.sock is not None
-            msg = b"\0".join((os.fsencode(scandir), os.fsencode(name), b"log" if log else b"main"))
+            self.serial += 1
+            base = self.serial * 1_000_000
+            answers: "dict[int, int | OSError]" = {}
             try:
-                fds = [fd for fd in (pipe, keep) if fd is not None]
-                socket.send_fds(self.sock, [msg], fds)
-                reply = self.sock.recv(64)
-            except OSError:
-                reply = b""
-            if reply:
-                pid = int(reply)
-                if pid < 0:
-                    raise OSError(-pid, os.strerror(-pid))
-                return pid
-            self.stop()  # the forker died: start a new one and ask again
-        raise OSError(5, "the forker does not answer")
+                for i, (scandir, name, log, pipe, keep) in enumerate(requests):
+                    msg = b"\0".join((b"%d" % (base + i), os.fsencode(scandir),
+                                      os.fsencode(name), b"log" if log else b"main"))
+                    socket.send_fds(self.sock, [msg], [fd for fd in (pipe, keep) if fd is not None])
+                while len(answers) < len(requests):
+                    ident, _, pid = self.sock.recv(64).partition(b" ")
+                    i = int(ident) - base
+                    if not 0 <= i < len(requests):
+                        continue  # the late answer to an abandoned request
+                    n = int(pid)
+                    answers[i] = OSError(-n, os.strerror(-n)) if n < 0 else n
+            except (OSError, ValueError):
+                # the forker died: what was answered stands; the rest fails
+                # here and is asked again by the root a second later (a
+                # worker whose answer was lost is adopted by its lock then)
+                self.stop()
+                if answers:
+                    return [answers.get(i, OSError(5, "the forker does not answer"))
+                            for i in range(len(requests))]
+                continue
+            return [answers[i] for i in range(len(requests))]
+        return [OSError(5, "the forker does not answer")] * len(requests)
 
     def stop(self) -> None:
         if self.sock is not None:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Callable, Protocol
 
 from dtd import container, diag, info, scan, status
 from dtd import inotify as ino
-from dtd.forker import Forker
+from dtd.forker import Forker, Request
 from dtd.model import REMOVED, Model
 from dtd.model import Service as Record
 from dtd.proctitle import set_title
@@ -155,6 +155,8 @@ class Root:
         self.stop_asked = False
         self.unwatched: list[tuple[Service, Side]] = []  # pidfds to hand to the loop
         self.forker = forker or Forker()
+        # the first scan's requests for workers, sent to the forker together
+        self.batch: "list[tuple[Service, Side, Request]] | None" = None
         self.model = Model(self.scandir)
         self.adapters: list[Adapter] = []
         self.on_ready: Callable[[], None] | None = None
@@ -189,7 +191,12 @@ class Root:
         except OSError as e:
             self.warn("unable to watch ", self.scandir, ": ", diag.reason(e),
                       "; rescanning every 5 seconds only")
-        self.rescan(force=True)
+        self.batch = []
+        try:
+            self.rescan(force=True)
+        finally:
+            batch, self.batch = self.batch, None
+            self.spawn_batch(batch)
         self.scanned = True
 
     def stop_signals(self) -> tuple[int, ...]:
@@ -485,16 +492,32 @@ class Root:
             pipe = svc.pipe[0] if side is svc.log else svc.pipe[1]
             if svc.log is None:
                 keep = svc.pipe[0]  # the pipe outlives the root: its worker holds a reader
+        request = (self.scandir, svc.name, side is svc.log, pipe, keep)
+        if self.batch is not None:
+            self.batch.append((svc, side, request))
+            return True
+        answer = self.forker.spawn_many([request])[0]
+        return self.spawned(svc, side, answer)
+
+    def spawn_batch(self, batch: "list[tuple[Service, Side, Request]]") -> None:
+        """The workers of the first scan, asked of the forker all at once."""
+        if batch:
+            answers = self.forker.spawn_many([request for _, _, request in batch])
+            for (svc, side, _), answer in zip(batch, answers):
+                self.spawned(svc, side, answer)
+
+    def spawned(self, svc: Service, side: Side, answer: "int | OSError") -> bool:
         try:
-            pid = self.forker.spawn(self.scandir, svc.name, side is svc.log, pipe, keep)
-            pidfd = os.pidfd_open(pid)
+            if isinstance(answer, OSError):
+                raise answer
+            pidfd = os.pidfd_open(answer)
         except OSError as e:
             if e.errno != errno.ESRCH:
                 self.warn("unable to start supervise ", side.path, ": ", diag.reason(e))
             # gone already, or no worker at all: try again in a second
             side.timer = self.later(RESPAWN, self.respawn, svc, side)
             return False
-        self.track(svc, side, pid, pidfd)
+        self.track(svc, side, answer, pidfd)
         return True
 
     def later(self, delay: float, fn: Callable[..., None], *args: object) -> "asyncio.TimerHandle | None":
