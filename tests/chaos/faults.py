@@ -286,29 +286,31 @@ class Slowloris:
         self.thread.join(timeout=10)
 
     def run(self) -> None:
-        socks: list[socket.socket] = []
+        socks: list[socket.socket | None] = [None] * self.count
         head = b"GET /v1/services HTTP/1.1\r\nHost: dtd\r\nX-Slow: " + b"s" * 4000
         try:
-            for _ in range(self.count):
-                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                s.setblocking(False)
-                try:
-                    s.connect(str(self.rig.sock))
-                except OSError:
-                    s.close()
-                    continue
-                socks.append(s)
             i = 0
             while not self.done.wait(self.every):
-                for s in socks:
+                for k, s in enumerate(socks):
+                    if s is None:  # again, after a root was killed or it hung up
+                        s = socks[k] = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                        s.setblocking(False)
+                        try:
+                            s.connect(str(self.rig.sock))
+                        except OSError:
+                            s.close()
+                            socks[k] = None
+                            continue
                     try:
                         s.send(head[i % len(head):i % len(head) + 1])
                     except OSError:
-                        pass
+                        s.close()
+                        socks[k] = None
                 i += 1
         finally:
             for s in socks:
-                s.close()
+                if s is not None:
+                    s.close()
 
 
 BUS_CALLS: list[list[str]] = [
@@ -319,7 +321,7 @@ BUS_CALLS: list[list[str]] = [
     ["call", "org.dtd.Supervise1", "/org/dtd/Supervise1", "org.dtd.Supervise1.Manager",
      "GetService", "s", "../../../etc"],
     ["call", "org.dtd.Supervise1", "/org/dtd/Supervise1", "org.dtd.Supervise1.Manager",
-     "GetService", "s", "x" * 200000],
+     "GetService", "s", "x" * 100000],
     ["call", "org.dtd.Supervise1", "/org/dtd/Supervise1", "org.dtd.Supervise1.Manager",
      "Frobnicate"],
     ["call", "org.dtd.Supervise1", "/org/dtd/Supervise1", "org.dtd.Supervise1.Manager",

@@ -83,6 +83,8 @@ def build(rig: Rig, profile: str, acc: Account, end: dict[str, Any], flap: dict[
         "api_flapping_ms": {"p50": percentile(lat, 50), "p99": percentile(lat, 99),
                             "max": max(lat, default=float("nan")), "samples": len(lat),
                             "failed": len(failed), "quiet_p50": percentile(base, 50)},
+        "api_by_phase_ms": by_phase(rig),
+        "bus_answers_after": end.get("bus_answers_after"),
         "root_cpu_flapping": {**flap, "percent_of_a_core": 100 * flap.get("cpu_seconds", 0)
                               / flap["seconds"] if flap.get("seconds") else float("nan")},
         "starved": starve,
@@ -92,6 +94,17 @@ def build(rig: Rig, profile: str, acc: Account, end: dict[str, Any], flap: dict[
         "findings": rig.findings,
         **extra,
     }
+
+
+def by_phase(rig: Rig) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for phase in dict.fromkeys(s.phase for s in rig.samples):
+        ok = [s.latency * 1000 for s in rig.samples if s.phase == phase and s.latency >= 0]
+        failed = [s.error for s in rig.samples if s.phase == phase and s.latency < 0]
+        out[phase] = {"p50": percentile(ok, 50), "p99": percentile(ok, 99),
+                      "max": max(ok, default=float("nan")), "answered": len(ok),
+                      "failed": len(failed)}
+    return out
 
 
 def kinds(tracebacks: list[str]) -> list[str]:

@@ -218,7 +218,7 @@ class Rig:
 
     # -- the API sampler (GET /v1/services, continuously) -------------------------
 
-    def start_sampling(self, every: float = 0.02) -> None:
+    def start_sampling(self, every: float = 0.05) -> None:
         self.sampling.clear()
         self.sampler = threading.Thread(target=self._sample, args=(every,), daemon=True)
         self.sampler.start()

@@ -169,6 +169,9 @@ class Scenario:
         missing = rig.settle(60.0)
         assert not missing, f"not up at the start: {missing}"
         assert rig.wait_api(), "the API does not answer at the start"
+        # sampled all along: what it answers while the root is killed,
+        # stopped, starved, or busy with flapping services
+        rig.start_sampling()
 
     def mixed(self) -> None:
         rig, p = self.rig, self.p
@@ -260,7 +263,6 @@ class Scenario:
             (d / "run").chmod(0o755)
         assert rig.wait_api(), "the API does not answer before flapping"
         pid = rig.root_pid()
-        rig.start_sampling()
         # a quiet second for the baseline
         time.sleep(1.0)
         rig.phase = "flapping"
@@ -272,7 +274,6 @@ class Scenario:
         self.run_for(p.flapping, random_faults=False)
         cpu1, t1 = rig.cpu_ticks(pid), time.monotonic()
         rig.phase = "flap-teardown"
-        rig.stop_sampling()
         same_root = rig.root_pid() == pid
         self.flap = {"cpu_seconds": (cpu1 - cpu0) / os.sysconf("SC_CLK_TCK"),
                      "seconds": t1 - t0, "same_root": same_root}
@@ -291,6 +292,7 @@ class Scenario:
         if rig.bus is not None and rig.root_pid():
             bus_ok = faults.bus_answers(rig)
         rig.phase = "stop"
+        rig.stop_sampling()
         if not rig.stop_root():
             rig.drain_by_hand()
         return {"down_after_settle": down, "bus_answers_after": bus_ok}

@@ -25,15 +25,23 @@ def run_suite(profile: Profile) -> dict[str, Any]:
         sc.flapping()
         end = sc.finish()
         acc = rig.account()
-        envdir_diff = [r for r in sc.envdir_results if "ref" in r and r["ours"] != r["ref"]]
+        envdir_diff = [envdir_difference(r) for r in sc.envdir_results
+                       if "ref" in r and r["ours"] != r["ref"]]
         return report.build(rig, profile.name, acc, end, sc.flap, sc.starve, {
             "envdir_garbage_runs": len(sc.envdir_results),
-            "envdir_differences": [repr(r)[:400] for r in envdir_diff],
+            "envdir_differences": envdir_diff,
             "multilog_garbage_differences": sc.multilog_findings,
             "multilog_tracebacks": sum(1 for f in sc.multilog_findings if f["traceback"]),
         })
     finally:
         rig.close()
+
+
+def envdir_difference(r: dict[str, Any]) -> str:
+    (oc, ov, oe), (rc, rv, re_) = r["ours"], r["ref"]
+    return (f"{r['kind']}: exit {oc} (reference {rc}); only ours {sorted(set(ov) - set(rv))!r:.200}; "
+            f"only the reference's {sorted(set(rv) - set(ov))!r:.200}; stderr {oe!r:.100} "
+            f"(reference {re_!r:.100})")
 
 
 def check(rep: dict[str, Any]) -> None:
