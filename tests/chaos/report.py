@@ -140,6 +140,8 @@ def table(rep: dict[str, Any]) -> str:
         ("lines written / seen", f"{rep['lines']['written']} / {rep['lines']['seen']}"),
         ("roots started (killed and restarted)", rep["roots_started"]),
         ("writes that found no reader (EPIPE)", len(rep["no_reader_epipe"])),
+        ("full log disk", "yes (tmpfs)" if rep["logs_on_tmpfs"] is True
+         else f"skipped: {rep['logs_on_tmpfs']}"),
     ]
     out = [f"chaos ({rep['profile']}), {rep['when']}", "", "| what | count |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in rows]

@@ -1,7 +1,12 @@
 """The fault suite (issue 7): writers that number their lines, loggers, a
 root that is killed, stopped, starved and fed garbage; then every line, every
 ./run and every service is accounted for. ``make chaos`` runs the full
-profile (a few minutes); the fast profile runs in ``make test``."""
+profile (a few minutes); the fast profile runs in ``make test``.
+
+CHAOS_REPORT=PATH writes the JSON report there (the full profile writes it
+to bench/results/chaos-*.json otherwise); CHAOS_KEEP=DIR keeps the roots'
+output, the fault timeline, the logs and the ledger there for a post-mortem.
+Profiles and phases: scenario.py; what is counted and how: ledger.py."""
 
 from pathlib import Path
 from typing import Any
