@@ -87,6 +87,7 @@ def serve(sock: socket.socket) -> int:
     worker's private copy (bench/worker_pages.py measured 200 such pages a
     worker with a loop that parsed requests after forking).
     """
+    supervise.prewarm()  # before SIGCHLD is ignored: it waits for its ./run
     # workers are watched by the root through pidfds; the kernel reaps them
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the root decides when we stop

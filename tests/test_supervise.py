@@ -357,3 +357,20 @@ def test_stale_status_is_not_adopted(procs: Procs, swept: Path) -> None:
     (d / "supervise" / "status").write_bytes(status.pack(old))
     start(procs, d)
     wait_for(lambda: up_pid(d) not in (0, os.getpid()), what="a fresh start")
+
+
+# -- the forker's warm-up ------------------------------------------------------
+
+def test_prewarm_leaves_nothing_behind(swept: Path) -> None:
+    # in a child: it runs workers' code in the calling process
+    code = ("import os, sys; from dtd import supervise; supervise.prewarm(); "
+            "print(os.getcwd()); print(len(os.listdir('/proc/self/fd')))")
+    before = subprocess.run([ours("python"), "-c", "import os; print(os.getcwd()); "
+                             "print(len(os.listdir('/proc/self/fd')))"],
+                            capture_output=True, cwd=swept, check=True, timeout=20)
+    after = subprocess.run([ours("python"), "-c", code], capture_output=True, cwd=swept,
+                           env=dict(os.environ, TMPDIR=str(swept)), check=True, timeout=20)
+    assert after.stderr == b""
+    # the same directory and descriptors afterwards, and no service directory left
+    assert after.stdout == before.stdout
+    assert os.listdir(swept) == []
