@@ -107,3 +107,18 @@ def test_inherited_notify_socket_is_replaced(procs: Procs, swept: Path) -> None:
     text = wait_for(lambda: (d / "notify_socket").exists()
                     and (d / "notify_socket").read_text().strip())
     assert re.fullmatch(r"@[0-9a-f]{5}", str(text))
+
+
+@needs_notify
+@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/usr/bin/setpriv"),
+                    reason="needs root and setpriv to drop to an unprivileged user")
+def test_systemd_notify_unprivileged(procs: Procs, swept: Path) -> None:
+    # without CAP_SYS_ADMIN systemd-notify cannot claim its parent's pid and
+    # sends its own; it then waits on its barrier, so it is still there, in
+    # the service's session, when the worker checks who sent READY=1
+    d = make_service(swept / "s", "exec /usr/bin/setpriv --reuid=65534 --regid=65534 "
+                     f"--clear-groups sh -c '{SYSTEMD_NOTIFY} --ready --status=unprivileged; "
+                     "exec sleep 1000'")
+    start(procs, d)
+    wait_for(lambda: read_info(d).ready, what="READY=1 from an unprivileged sender")
+    assert read_info(d).status_text == "unprivileged"
