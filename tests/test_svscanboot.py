@@ -105,8 +105,16 @@ def test_boot(scan: Path, procs: Procs) -> None:
     assert [os.readlink(f"/proc/{boot.pid}/fd/{fd}") for fd in (0, 1, 2)] == ["/dev/null"] * 3
     # the end of readproctitle's input ends svscanboot, with its exit code;
     # svscan, the supervise processes and the services all hold the pipe
-    for pid in [scanner[0], *under(scan)]:
-        os.kill(pid, signal.SIGKILL)
+    # (a worker the scanner asked for just before it died may still be on
+    # its way: kill until nothing is left)
+    os.kill(scanner[0], signal.SIGKILL)
+
+    def all_killed() -> bool:
+        left = under(scan)
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)
+        return not left and not pid_alive(scanner[0])
+    wait_for(all_killed, what="svscan and everything in its directory killed")
     assert boot.wait(timeout=30) == 0
     assert not pid_alive(title[0])
 
