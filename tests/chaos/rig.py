@@ -276,6 +276,28 @@ class Rig:
             time.sleep(0.1)
         return pending
 
+    def api_disagrees(self, timeout: float) -> list[str]:
+        """Writers and loggers whose state the API gives otherwise than
+        their status files, still after timeout (two full rescans)."""
+        import json
+        deadline = time.monotonic() + timeout
+        while True:
+            wrong = []
+            try:
+                shown = {s["name"]: s for s in json.loads(api_get(self.sock, "/v1/services", 5.0)[1])}
+            except (OSError, ValueError):
+                shown = {}
+            for sid in self.writers:
+                for d, name in ((self.paths[sid], self.paths[sid].name),
+                                (self.paths[sid] / "log", self.paths[sid].name + "/log")):
+                    pid = self.up(d)
+                    s = shown.get(name, {})
+                    if (s.get("state") == "up" and s.get("pid")) != (bool(pid) and pid):
+                        wrong.append(f"{name}: API {s.get('state')} pid {s.get('pid')}, status pid {pid}")
+            if not wrong or time.monotonic() > deadline:
+                return wrong
+            time.sleep(0.2)
+
     def stop_root(self, timeout: float = 60.0) -> bool:
         """SIGTERM: every service down, every logger drained, then exit 0."""
         r = self.root

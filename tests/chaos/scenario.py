@@ -288,6 +288,7 @@ class Scenario:
         rig, p = self.rig, self.p
         rig.phase = "settle"
         down = rig.settle(p.settle)
+        stale = rig.api_disagrees(12.0)
         bus_ok = None
         if rig.bus is not None and rig.root_pid():
             bus_ok = faults.bus_answers(rig)
@@ -295,4 +296,4 @@ class Scenario:
         rig.stop_sampling()
         if not rig.stop_root():
             rig.drain_by_hand()
-        return {"down_after_settle": down, "bus_answers_after": bus_ok}
+        return {"down_after_settle": down, "bus_answers_after": bus_ok, "api_stale": stale}
