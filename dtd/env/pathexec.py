@@ -58,11 +58,11 @@ def environ(changes: list[tuple[bytes, bytes | None]]) -> dict[bytes, bytes]:
             env.append(entry)
     result: dict[bytes, bytes] = {}
     for entry in env:
-        k, _, v = entry.partition(b"=")
-        # execve(2) would take an empty name; os.execve refuses it, and only
-        # an envdir file whose name starts with "=" can make one
-        if k:
-            result.setdefault(k, v)
+        # os.execve joins name and value with "=" and refuses a name with
+        # "=" after its first byte: an entry of an envdir file whose name
+        # starts with "=" ("=x=val") is split after that first "="
+        k, _, v = entry[1:].partition(b"=")
+        result.setdefault(entry[:1] + k, v)
     return result
 
 
