@@ -4,7 +4,8 @@ One ``key=value`` line per field, every field always written, in this order:
 
     ready=0|1                ./run said it is ready since its current start
     ready_since=S.NNNNNNNNN  Unix time it became ready, 0 when not ready
-    status_text=TEXT         the last STATUS= on NOTIFY_SOCKET, one line
+    status_text=TEXT         the last STATUS= on NOTIFY_SOCKET since the current
+                             start, one line
     exit=N                   how the last ./run ended: 0..255, -1 for a
                              signal, empty if none ended since the worker began
     signal=N                 the signal number when exit=-1, else 0

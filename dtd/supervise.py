@@ -406,7 +406,7 @@ class Worker:
         self.has_run = True
         self.kill_at = 0.0
         self.close_notify_pipe()
-        inf.ready, inf.ready_since = False, 0.0
+        inf.ready, inf.ready_since, inf.status_text = False, 0.0, ""
         if self.st.want == WANT_UP and not self.exiting:
             self.count_failure(code != 0, now - self.last_start, now)
         self.st.pid = 0

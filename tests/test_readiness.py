@@ -82,6 +82,10 @@ def test_systemd_notify_ready_and_status(procs: Procs, swept: Path) -> None:
     assert inf.status_text == "serving 3 clients" and abs(inf.ready_since - time.time()) < 5
     # systemd-notify waits for its barrier to be answered: it was, at once
     wait_for(lambda: (d / "rc").read_text().split() == ["0", "0"], what="systemd-notify's exit")
+    # both belong to the run
+    control(d, b"d")
+    wait_for(lambda: not read_info(d).ready and read_info(d).status_text == "",
+             what="cleared on exit")
 
 
 @needs_notify
