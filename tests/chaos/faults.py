@@ -48,6 +48,32 @@ def kill_root(rig: Rig, low_fds: int | None = None) -> None:
     rig.start_root(low_fds)
 
 
+def kill_root_and_worker(rig: Rig, sid: str) -> None:
+    """Both at once: the new root must find the new worker adopting the old
+    ./run, not starting a second one."""
+    if _signal(rig.worker(rig.paths[sid]), signal.SIGKILL):
+        rig.note("worker SIGKILL (main)", sid)
+    kill_root(rig)
+
+
+def kill_forker(rig: Rig) -> None:
+    """The root's forker (and the children it keeps waiting for requests)."""
+    root = rig.root_pid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            with open(f"/proc/{entry}/comm", "rb") as f:
+                comm = f.read().strip()
+        except OSError:
+            continue
+        if comm == b"dtd-forker" and int(fields[1]) == root and root:
+            if _signal(int(entry), signal.SIGKILL):
+                rig.note("forker SIGKILL", entry)
+
+
 def kill_worker(rig: Rig, rnd: random.Random, sid: str) -> None:
     side = rnd.choice(("main", "log"))
     d = rig.paths[sid] if side == "main" else rig.paths[sid] / "log"

@@ -278,7 +278,7 @@ class Rig:
 
     def api_disagrees(self, timeout: float) -> list[str]:
         """Writers and loggers whose state the API gives otherwise than
-        their status files, still after timeout (two full rescans)."""
+        their status files, still after timeout (a full rescan and more)."""
         import json
         deadline = time.monotonic() + timeout
         while True:

@@ -113,10 +113,15 @@ class Scenario:
         sid = rnd.choice(self.free())
         kinds = ["worker", "worker", "logger KILL", "logger TERM", "logger TERM", "writer",
                  "rename", "exile", "control", "control any", "socket", "socket", "bus",
-                 "envdir", "multilog"]
+                 "envdir", "multilog", "root and worker", "forker"]
         kind = rnd.choice(kinds)
         if kind == "worker":
             faults.kill_worker(rig, rnd, sid)
+        elif kind == "root and worker":
+            if not self.quiet:
+                faults.kill_root_and_worker(rig, sid)
+        elif kind == "forker":
+            faults.kill_forker(rig)
         elif kind == "logger KILL":
             if self.p.logger_kill:
                 faults.kill_logger(rig, sid, signal.SIGKILL)
@@ -288,7 +293,7 @@ class Scenario:
         rig, p = self.rig, self.p
         rig.phase = "settle"
         down = rig.settle(p.settle)
-        stale = rig.api_disagrees(12.0)
+        stale = rig.api_disagrees(7.0)
         bus_ok = None
         if rig.bus is not None and rig.root_pid():
             bus_ok = faults.bus_answers(rig)

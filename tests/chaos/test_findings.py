@@ -1,7 +1,8 @@
 """What the fault suite found, each reduced to a deterministic reproduction.
 
 Failures of files owned by others are kept as strict xfails: each turns into
-an unexpected pass, and so into a visible failure, once it is fixed."""
+an unexpected pass, and so into a visible failure, once it is fixed; then the
+mark goes and the test stays, against regressions."""
 
 import array
 import fcntl
@@ -190,6 +191,10 @@ def _up(d: Path) -> bool:
     return bool(st and st.pid)
 
 
+# Found by the chaos suite as strict xfails and fixed (089f4b9): PEP 538 locale
+# coercion put LC_CTYPE=C.UTF-8 into the environment of whatever our
+# interpreters exec, and envdir dropped a name beginning with "=". Kept as
+# regression tests against the reference.
 CHAINERS = [
     ("envdir", ["{dir}", "/usr/bin/env"]),
     ("setuidgid", ["root", "/usr/bin/env"]),
@@ -201,14 +206,6 @@ CHAINERS = [
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="setuidgid root needs root")
 @pytest.mark.parametrize("prog,args", CHAINERS, ids=[c[0] for c in CHAINERS])
-@pytest.mark.xfail(strict=True, reason=(
-    "PEP 538: a Python interpreter started in the C locale (no LANG, LC_ALL or LC_CTYPE) "
-    "coerces it and puts LC_CTYPE=C.UTF-8 into os.environ, and the programs it execs get "
-    "it: our chain-loading tools (dtd/env/, dtd/pgrphack.py) and the worker (./run under "
-    "dtd, supervise) hand an environment the reference would not. The chaos suite saw it "
-    "in every envdir comparison. Undoing it needs the interpreter's word that it coerced "
-    "(PYTHONCOERCECLOCALE=0 in the environment of the console scripts, or dropping "
-    "LC_CTYPE when it is C.UTF-8 and the process started without one)"))
 def test_chain_loaders_pass_the_environment_unchanged(tmp: Path, prog: str,
                                                       args: list[str]) -> None:
     argv = [a.format(dir=tmp) for a in args]
@@ -222,9 +219,6 @@ def test_chain_loaders_pass_the_environment_unchanged(tmp: Path, prog: str,
     assert got["ours"] == got["ref"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the worker's ./run gets LC_CTYPE=C.UTF-8 when dtd or supervise starts in the C "
-    "locale (PEP 538, see above); daemontools' supervise passes its environment as it is"))
 def test_supervise_passes_the_environment_unchanged(procs: Procs, swept: Path) -> None:
     d = make_service(swept / "s", "env > ../env.out\nexec sleep 1000")
     procs.start([ours("supervise"), str(d)], env={"KEEP": "1", "PATH": "/usr/bin:/bin"})
@@ -254,10 +248,6 @@ def test_root_started_under_a_low_descriptor_limit_keeps_running(procs: Procs, s
 
 
 @pytest.mark.skipif(not have_ref("envdir"), reason="no reference envdir")
-@pytest.mark.xfail(strict=True, reason=(
-    "dtd/env/envdir.py drops a file whose name begins with '=' (=x gives nothing); the "
-    "reference puts it into the environment as it is (=x=val), as it does x= (x==val), "
-    "which ours keeps; found by the chaos suite's envdir garbage"))
 def test_envdir_keeps_a_name_that_begins_with_equals(tmp: Path) -> None:
     (tmp / "e").mkdir()
     (tmp / "e" / "=x").write_text("val\n")
@@ -303,7 +293,7 @@ def test_root_model_recovers_after_descriptor_exhaustion(procs: Procs, swept: Pa
         [svc] = json.loads(api_get(sock, "/v1/services", 5.0)[1])
         return svc["pid"] == run.pid and svc["state"] == "up"
     # a full rescan comes every 5 seconds
-    wait_for(shown, timeout=12, what="the API to show the running service")
+    wait_for(shown, timeout=7, what="the API to show the running service")
 
 
 @pytest.mark.slow
@@ -325,4 +315,4 @@ def test_renamed_service_is_listed_under_its_new_name(procs: Procs, swept: Path)
     def names() -> set[str]:
         return {s["name"] for s in json.loads(api_get(sock, "/v1/services", 5.0)[1])}
     # a full rescan comes every 5 seconds
-    wait_for(lambda: names() == {"b", "b/log"}, timeout=12, what="b and b/log listed")
+    wait_for(lambda: names() == {"b", "b/log"}, timeout=7, what="b and b/log listed")
