@@ -54,12 +54,15 @@ STRAY_GRACE = 2.0  # --init: seconds between TERM and KILL for what outlives the
 STRAY_POLL = 0.02
 TITLE_ERRORS = 400  # characters of recent errors in the process title
 PR_SET_CHILD_SUBREAPER = 36
+SHORTAGES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+SHORTAGE_QUIET = 10.0  # seconds between two warnings of a lasting shortage
+RESERVE = 16  # descriptors the first scan leaves for the root's own start
 
 
 class Side:
     """One supervised directory: a service, or its log."""
 
-    __slots__ = ("path", "pid", "pidfd", "spawned", "timer")
+    __slots__ = ("path", "pid", "pidfd", "spawned", "timer", "stale")
 
     def __init__(self, path: str) -> None:
         self.path = path  # relative to the scan directory
@@ -67,6 +70,7 @@ class Side:
         self.pidfd = -1
         self.spawned = -RESPAWN
         self.timer: "asyncio.TimerHandle | None" = None
+        self.stale = False  # its status could not be read: the next rescan tries again
 
 
 class Service:
@@ -161,6 +165,7 @@ class Root:
         self.adapters: list[Adapter] = []
         self.on_ready: Callable[[], None] | None = None
         self.status_watches: dict[int, tuple[Service, Side]] = {}
+        self.quiet_until = 0.0  # of the warning about a shortage of descriptors
 
     # -- diagnostics: stderr and, as readproctitle shows svscan's, the title --
 
@@ -191,13 +196,37 @@ class Root:
         except OSError as e:
             self.warn("unable to watch ", self.scandir, ": ", diag.reason(e),
                       "; rescanning every 5 seconds only")
+        # descriptors kept back from the scan: under a low limit the
+        # services take what they can, and the imports and the event loop
+        # that follow still find what they need
+        reserve = []
+        for _ in range(RESERVE):
+            try:
+                reserve.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+            except OSError:
+                break
         self.batch = []
         try:
             self.rescan(force=True)
         finally:
             batch, self.batch = self.batch, None
             self.spawn_batch(batch)
+            for fd in reserve:
+                os.close(fd)
         self.scanned = True
+
+    def on_loop_error(self, loop: "asyncio.AbstractEventLoop", context: dict[str, object]) -> None:
+        """Out of descriptors, asyncio's accept loop reports each connection
+        it cannot take, with a traceback, and tries again every second: a
+        warning now and then says as much."""
+        exc = context.get("exception")
+        if isinstance(exc, OSError) and exc.errno in SHORTAGES:
+            now = time.monotonic()
+            if now >= self.quiet_until:
+                self.quiet_until = now + SHORTAGE_QUIET
+                self.warn("unable to accept connections: ", diag.reason(exc))
+            return
+        loop.default_exception_handler(context)
 
     def stop_signals(self) -> tuple[int, ...]:
         """SIGTERM and SIGINT stop everything; with --init SIGQUIT too, as
@@ -215,6 +244,7 @@ class Root:
         if not self.scanned:
             self.first_scan()
         loop = self.loop = asyncio.get_running_loop()
+        loop.set_exception_handler(self.on_loop_error)
         self.done = loop.create_future()
         loop.add_signal_handler(signal.SIGCHLD, self.reap)
         loop.add_signal_handler(signal.SIGHUP, self.rescan_soon)
@@ -309,8 +339,14 @@ class Root:
         directory = os.path.join(self.scandir, side.path)
         try:
             st = status.read(directory)
-        except OSError:
+        except FileNotFoundError:
             st = None
+        except OSError:
+            # out of descriptors, say: what the model shows stays as it was
+            # rather than turn into "down", until a rescan can read it
+            side.stale = True
+            return
+        side.stale = False
         try:
             # written by our worker next to status, renamed into the same
             # directory: the same inotify events bring both
@@ -376,8 +412,13 @@ class Root:
                     svc.log.path = os.path.join(entry.name, "log")
                 if svc.stream is not None and self.relay is not None:
                     self.relay.rename(svc.stream, entry.name)
+                for side in svc.sides():
+                    side.stale = True  # listed again, under the new name
             svc.active = True
             self.ensure(svc)
+            for side in svc.sides():
+                if side.stale and side.pid:
+                    self.refresh(svc, side)
         for key, svc in list(self.services.items()):
             if not svc.active and all(s.pid == 0 for s in svc.sides()):
                 self.forget(svc)
@@ -422,20 +463,31 @@ class Root:
                 self.adopt(svc, side) or self.spawn(svc, side)
         self.make_pipe(svc)
 
-    def make_pipe(self, svc: Service) -> None:
+    def make_pipe(self, svc: Service) -> bool:
         """The pipe of a log pair, or with --log-stdout of a service without
-        a logger; the latter's is given to the relay."""
+        a logger; the latter's is given to the relay. False when it is
+        needed and cannot be made: nothing of svc may start then."""
         if svc.pipe is None and (svc.log is not None or self.log_stdout):
-            svc.pipe = os.pipe2(os.O_CLOEXEC)
+            try:
+                svc.pipe = os.pipe2(os.O_CLOEXEC)
+            except OSError as e:
+                # svscan's warning; the next rescan tries again
+                self.warn("unable to create pipe for ", svc.name, ": ", diag.reason(e))
+                return False
         if svc.log is None and svc.pipe is not None and svc.stream is None:
             if self.relay is None:
                 from dtd.relay import Relay
 
-                self.relay = Relay(1, self.later)
+                try:
+                    self.relay = Relay(1, self.later)
+                except OSError as e:
+                    self.warn("unable to relay the output of ", svc.name, ": ", diag.reason(e))
+                    return False
                 if self.loop is not None:
                     self.loop.add_reader(self.relay.fileno(), self.relay.on_events)
             svc.stream = self.relay.add(svc.name, *svc.pipe)
             self.relayed[svc.name] = svc
+        return True
 
     def recover_relayed(self, svc: Service) -> tuple[int, int] | None:
         """The pipe of a --log-stdout service that outlived the previous
@@ -481,7 +533,9 @@ class Root:
         return True
 
     def spawn(self, svc: Service, side: Side) -> bool:
-        self.make_pipe(svc)
+        if not self.make_pipe(svc):
+            side.timer = self.later(RESPAWN, self.respawn, svc, side)
+            return False
         now = time.monotonic()
         if now < side.spawned + RESPAWN:
             side.timer = self.later(side.spawned + RESPAWN - now, self.respawn, svc, side)
