@@ -374,8 +374,12 @@ def garbage_bus(rig: Rig, rnd: random.Random, sid: str) -> None:
         "call", "org.dtd.Supervise1", "/org/dtd/Supervise1/service/" + _escape(sid),
         "org.dtd.Supervise1.Service", rnd.choice(("Up", "Continue")), "s", "unexpected"]]
     for args in calls:
-        subprocess.run(["busctl", f"--address={rig.bus.address}", "--timeout=3", *args],
-                       capture_output=True, timeout=10)
+        try:
+            subprocess.run(["busctl", f"--address={rig.bus.address}", "--timeout=3", *args],
+                           capture_output=True, timeout=10)
+        except subprocess.TimeoutExpired:
+            rig.findings.append(f"busctl {' '.join(args)[:120]} had no answer in 10 s "
+                                f"(root {rig.root_pid()})")
     rig.note("garbage into D-Bus", f"{len(calls)} calls")
 
 

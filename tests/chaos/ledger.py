@@ -34,6 +34,7 @@ class Gap:
     last: int
     before: float | None  # stamp of the line before the gap, Unix time
     after: float | None  # stamp of the line after it; None at the tail
+    recorded: float = 0.0  # when the incarnation last recorded a line (its ledger file)
 
 
 @dataclass
@@ -74,6 +75,13 @@ def read_ledger(ledger: Path) -> dict[tuple[str, str], int]:
             text = rec.read_bytes().strip()
             out[(sdir.name, rec.name)] = int(text) if text else 0
     return out
+
+
+def recorded_at(ledger: Path, sid: str, inc: str) -> float:
+    try:
+        return (ledger / sid / inc).stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def violations(ledger: Path) -> list[str]:
@@ -135,7 +143,7 @@ def account(logs: dict[str, Path], ledger: Path) -> Account:
                 n += 1
             acc.lost += n - first
             acc.gaps.append(Gap(sid, inc, first, n - 1, s.stamp.get(first - 1),
-                                s.stamp.get(n)))
+                                s.stamp.get(n), recorded_at(ledger, sid, inc)))
     return acc
 
 

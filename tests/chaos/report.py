@@ -30,8 +30,13 @@ def percentile(values: list[float], q: float) -> float:
 def attribute(gap: Gap, events: list[tuple[float, str, str]], writers: set[str]) -> str:
     """The faults next to a gap: those aimed at its service, or at no one
     service (the root, the disk)."""
-    lo = (gap.before or 0.0) - SLACK
-    hi = (gap.after if gap.after is not None else (gap.before or 0.0) + 5.0) + SLACK
+    if gap.before is None and gap.after is None:
+        # no line of the incarnation arrived: from a little before its last
+        # record to a little after
+        lo, hi = gap.recorded - 5.0, gap.recorded + SLACK
+    else:
+        lo = (gap.before if gap.before is not None else (gap.after or 0.0) - 5.0) - SLACK
+        hi = (gap.after if gap.after is not None else (gap.before or 0.0) + 5.0) + SLACK
     near = sorted({kind for t, kind, target in events
                    if lo <= t <= hi and (target == gap.sid or target not in writers)})
     return ", ".join(near) if near else "no fault near it"
