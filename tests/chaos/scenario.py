@@ -35,7 +35,7 @@ class Profile:
     disk_for: float  # ...for this long
     doomed: int  # sleeper services removed with rm -rf while up
     starve_for: float  # seconds with a root that has no descriptors to spare
-    late: int  # writers added while it is starved (see test_findings: a pair's pipe)
+    late: int  # writers added while it is starved
     low_fds_root: int | None  # a root started under this limit (None: skipped)
     flappers: int
     flapping: float
@@ -44,15 +44,15 @@ class Profile:
     settle: float
     bus: bool
     logger_kill: bool  # SIGKILL loggers (whatever they had read is lost: see test_findings)
-    starve_api: bool  # API clients while the root is out of descriptors (see test_findings)
+    starve_api: bool  # API clients while the root is out of descriptors
     seed: int = 7
 
 
 FAST = Profile("fast", writers=10, envdir=2, interval=0.02, mixed=16.0, root_kill=(2.0, 3.5),
                fault_every=0.4, stop_at=5.0, stop_for=3.0, scan_at=9.0, disk_at=11.0,
-               disk_for=3.0, doomed=2, starve_for=3.0, late=0, low_fds_root=None,
+               disk_for=3.0, doomed=2, starve_for=3.0, late=2, low_fds_root=None,
                flappers=40, flapping=6.0, slowloris=10, multilog_fuzz=8, settle=20.0,
-               bus=False, logger_kill=False, starve_api=False)
+               bus=False, logger_kill=False, starve_api=True)
 
 FULL = Profile("full", writers=50, envdir=5, interval=0.05, mixed=100.0, root_kill=(3.0, 6.0),
                fault_every=0.5, stop_at=30.0, stop_for=10.0, scan_at=50.0, disk_at=65.0,
