@@ -41,6 +41,16 @@ def wait_for(pred: Callable[[], object], timeout: float = 10.0, interval: float 
         time.sleep(interval)
 
 
+def up_pid(d: Path) -> int:
+    """The pid the status file of service directory d names, 0 if none."""
+    from dtd import status
+    try:
+        st = status.read(str(d))
+    except OSError:
+        return 0
+    return st.pid if st else 0
+
+
 def pid_alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:

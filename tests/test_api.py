@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Procs, make_service, ours, wait_for
+from conftest import Procs, make_service, ours, up_pid, wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tooltools import testuser  # noqa: F401  (a fixture)
@@ -59,14 +59,6 @@ def call(sock: Path, method: str, target: str, body: object = None) -> tuple[int
         return r.status, raw
     finally:
         conn.close()
-
-
-def up_pid(d: Path) -> int:
-    try:
-        st = status.read(str(d))
-    except OSError:
-        return 0
-    return st.pid if st else 0
 
 
 def connectable(sock: Path) -> bool:

@@ -11,17 +11,19 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import (
+    Procs,
+    have_ref,
+    make_service,
+    ours,
+    pid_alive,
+    processes_under,
+    ref,
+    up_pid,
+    wait_for,
+)
 
-from conftest import Procs, have_ref, make_service, ours, pid_alive, processes_under, ref, wait_for
 from dtd import status
-
-
-def up_pid(d: Path) -> int:
-    try:
-        st = status.read(str(d))
-    except OSError:
-        return 0
-    return st.pid if st else 0
 
 
 def worker_pid(d: Path) -> int:

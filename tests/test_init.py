@@ -10,8 +10,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import Procs, make_service, ours, processes_under, up_pid, wait_for
 
-from conftest import Procs, make_service, ours, processes_under, wait_for
 from dtd import status
 
 
@@ -59,14 +59,6 @@ def tree(pid: int) -> list[int]:
 def state(pid: int) -> str:
     fields = stat_fields(pid)
     return fields[0] if fields else ""
-
-
-def up_pid(d: Path) -> int:
-    try:
-        st = status.read(str(d))
-    except OSError:
-        return 0
-    return st.pid if st else 0
 
 
 def start_init(procs: Procs, scan: Path, *extra: str) -> tuple[subprocess.Popen[bytes], int]:

@@ -9,17 +9,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import Procs, make_service, ours, processes_under, up_pid, wait_for
 
-from conftest import Procs, make_service, ours, processes_under, wait_for
 from dtd import status
-
-
-def up_pid(d: Path) -> int:
-    try:
-        st = status.read(str(d))
-    except OSError:
-        return 0
-    return st.pid if st else 0
 
 
 def comm(pid: int) -> str:
