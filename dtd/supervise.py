@@ -160,12 +160,12 @@ class Worker:
             diag.fatal(PROG, "unable to write ", d, "/supervise/control: ", diag.reason(e))
         self.open_notify_socket()
         if self.adopt():
-            self.publish()
             self.announce()
+            self.publish()
         elif self.st.want == WANT_DOWN:
             self.pidchange()
-            self.publish()
             self.announce()
+            self.publish()
         else:
             # about to start: the start writes the record, once
             self.trystart()
@@ -258,7 +258,9 @@ class Worker:
             diag.warn(PROG, "unable to write ", self.dir, "/supervise/stat: ", diag.reason(e))
 
     def publish(self) -> None:
-        """Write supervise/info if anything in it changed."""
+        """Write supervise/info if anything in it changed. Called after
+        announce(), so that a reader woken by info never finds the status
+        record behind it (stopped=1 with the service still in finish)."""
         inf = self.info
         inf.stopped = (self.has_run and not self.st.pid and not self.finish_pid
                        and not self.pending and self.st.want != WANT_UP)
@@ -302,8 +304,8 @@ class Worker:
             self.close_notify_pipe()
             self.st.pid = 0
             self.pidchange()
-            self.publish()
             self.announce()
+            self.publish()
             self.pending = self.st.want == WANT_UP and not self.exiting
             return
         finally:
@@ -315,8 +317,8 @@ class Worker:
         self.group = setsid
         self.run_sid = pid if setsid else os.getsid(0)
         self.pidchange()
-        self.publish()
         self.announce()
+        self.publish()
 
     def notification_fd(self) -> list[tuple[int, int, int]] | None:
         """s6's notification-fd: the write end of a fresh pipe becomes that
@@ -412,8 +414,8 @@ class Worker:
         self.st.pid = 0
         self.pidchange()
         self.start_finish(code, sig)
-        self.publish()
         self.announce()
+        self.publish()
         if not self.finish_pid:
             self.restart()
 
@@ -470,8 +472,8 @@ class Worker:
             self.pending = False
             self.hold_until = 0.0
             self.info.backoff = 0.0
-        self.publish()
         self.announce()
+        self.publish()
         self.restart()
 
     def restart(self) -> None:
@@ -525,8 +527,8 @@ class Worker:
                 st.paused = False
                 st.term_sent = True
                 self.arm_timeout_kill()
-            self.publish()
             self.announce()
+            self.publish()
         elif c == ord("u"):
             st.want = WANT_UP
             # an operator's start does not wait out the backoff
@@ -558,8 +560,8 @@ class Worker:
             self.pending = False
             if st.want == WANT_DOWN:
                 self.arm_timeout_kill()
-            self.publish()
             self.announce()
+            self.publish()
         elif c == ord("k"):
             self.kill(SIGKILL, group=True)
         elif c in SIGNALS:

@@ -70,8 +70,10 @@ def test_finish_gets_exit_code_and_the_state_is_finish(procs: Procs, swept: Path
     assert raw[12:16] == b"\0\0\0\0" and raw[17:20] == b"u\0\2"
     assert (d / "supervise" / "stat").read_bytes() == b"finish\n"
     assert (d / "supervise" / "pid").read_bytes() == b""
-    inf = read_info(d)
-    assert (inf.exit_code, inf.exit_signal, inf.stopped) == (3, 0, False)
+    # info follows the status record
+    wait_for(lambda: (read_info(d).exit_code, read_info(d).exit_signal) == (3, 0),
+             what="exit=3 in info")
+    assert not read_info(d).stopped
     # no restart while finish runs
     time.sleep(1.2)
     assert starts(d) == 1 and in_finish(d)
@@ -85,8 +87,8 @@ def test_finish_after_a_signal(procs: Procs, swept: Path) -> None:
     wait_for(lambda: up_pid(d))
     control(d, b"k")
     wait_for(lambda: args_seen(d) == ["-1 9"], what="finish with -1 and SIGKILL")
-    inf = read_info(d)
-    assert (inf.exit_code, inf.exit_signal) == (-1, 9)
+    wait_for(lambda: (read_info(d).exit_code, read_info(d).exit_signal) == (-1, 9),
+             what="exit=-1 signal=9 in info")
     (d / "go").touch()
     wait_for(lambda: up_pid(d), what="restart")
 
@@ -140,10 +142,11 @@ def test_down_during_finish_means_no_restart(procs: Procs, swept: Path) -> None:
     wait_for(lambda: read_status(d).want == ord("d"))
     # d does not signal finish
     assert pid_alive(fpid) and in_finish(d)
-    assert (d / "supervise" / "stat").read_bytes() == b"finish, want down\n"
+    # stat is written right after status
+    wait_for(lambda: (d / "supervise" / "stat").read_bytes() == b"finish, want down\n")
     (d / "go").touch()
     wait_for(lambda: read_status(d).state == status.STATE_DOWN, what="down after finish")
-    assert read_info(d).stopped
+    wait_for(lambda: read_info(d).stopped, what="stopped=1")
     time.sleep(1.2)
     assert starts(d) == 1
 

@@ -81,8 +81,12 @@ def test_timeout_kill(procs: Procs, swept: Path) -> None:
     took = time.monotonic() - t0
     assert 0.25 <= took < 2, took
     assert not pid_alive(pid)
-    inf = info.read(str(d / info.INFO))
-    assert inf is not None and (inf.exit_code, inf.exit_signal) == (-1, signal.SIGKILL)
+
+    def killed() -> bool:
+        inf = info.read(str(d / info.INFO))
+        return inf is not None and (inf.exit_code, inf.exit_signal) == (-1, signal.SIGKILL)
+
+    wait_for(killed, what="exit=-1 signal=9 in info")
 
 
 def test_without_timeout_kill_a_deaf_service_stays_up(procs: Procs, swept: Path) -> None:
