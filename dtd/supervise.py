@@ -698,7 +698,7 @@ def prewarm(rounds: int = 3) -> None:
     if not os.access("/bin/true", os.X_OK):
         return
     base = os.environ.get("TMPDIR") or "/tmp"
-    d = os.path.join(base, ".dtd-prewarm-%d" % os.getpid())
+    d = os.path.join(base, f".dtd-prewarm-{os.getpid()}")
     here = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.mkdir(d, 0o700)

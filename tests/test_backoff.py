@@ -2,12 +2,14 @@
 failing service, the fails and backoff fields of supervise/info, and svc -d
 and -u while a start is held back."""
 
+import itertools
 import time
 from pathlib import Path
 
 from conftest import Procs, make_service, wait_for
-from dtd import info
 from test_supervise import control, read_status, start
+
+from dtd import info
 
 FAILING = 'echo "start $(date +%s.%N)" >> starts\nexit 1'
 
@@ -34,7 +36,7 @@ def test_delays_double_up_to_the_cap(procs: Procs, swept: Path) -> None:
     assert read_info(d).backoff == 2.5  # 3.0, capped
     wait_for(lambda: len(start_times(d)) == 3, timeout=6, what="third start")
     t = start_times(d)
-    gaps = [b - a for a, b in zip(t, t[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(t)]
     assert 1.45 <= gaps[0] < 2.2 and 2.45 <= gaps[1] < 3.2, gaps
     # the count goes on while the runs keep failing; the delay stays capped
     wait_for(lambda: read_info(d).fails == 3, what="third failure")

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import Procs, have_ref, make_service, ours, pid_alive, ref, wait_for
+
 from dtd import status
 
 needs_ref = pytest.mark.skipif(not have_ref("supervise"), reason="daemontools not installed")
@@ -365,8 +365,8 @@ def test_prewarm_leaves_nothing_behind(swept: Path) -> None:
     # in a child: it runs workers' code in the calling process
     code = ("import os, sys; from dtd import supervise; supervise.prewarm(); "
             "print(os.getcwd()); print(len(os.listdir('/proc/self/fd')))")
-    before = subprocess.run([ours("python"), "-c", "import os; print(os.getcwd()); "
-                             "print(len(os.listdir('/proc/self/fd')))"],
+    plain = "import os; print(os.getcwd()); print(len(os.listdir('/proc/self/fd')))"
+    before = subprocess.run([ours("python"), "-c", plain],
                             capture_output=True, cwd=swept, check=True, timeout=20)
     after = subprocess.run([ours("python"), "-c", code], capture_output=True, cwd=swept,
                            env=dict(os.environ, TMPDIR=str(swept)), check=True, timeout=20)
