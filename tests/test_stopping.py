@@ -213,3 +213,16 @@ def test_service_outlives_a_killed_worker_in_its_own_session(procs: Procs, swept
     p.wait()
     assert pid_alive(pid)
     kill_pid(pid)
+
+
+def test_exit_while_wanted_down_arms_timeout_kill(procs: Procs, swept: Path) -> None:
+    d = make_service(swept / "s", "trap '' TERM\nexec sleep 1000")
+    p = start(procs, d)
+    pid = wait_for(lambda: up_pid(d))
+    control(d, b"d")  # no timeout-kill yet: nothing armed
+    time.sleep(0.3)
+    assert pid_alive(pid)
+    (d / "timeout-kill").write_text("200")
+    control(d, b"x")
+    assert p.wait(timeout=5) == 0
+    assert not pid_alive(pid)
