@@ -69,7 +69,7 @@ class Side:
         self.pid = 0
         self.pidfd = -1
         self.spawned = -RESPAWN
-        self.timer: "asyncio.TimerHandle | None" = None
+        self.timer: asyncio.TimerHandle | None = None
         self.stale = False  # its status could not be read: the next rescan tries again
 
 
@@ -83,7 +83,7 @@ class Service:
         self.log = Side(os.path.join(name, "log")) if log else None
         self.pipe: tuple[int, int] | None = None  # (read end, write end)
         self.active = True
-        self.stream: "Stream | None" = None  # --log-stdout: the relay's view of the pipe
+        self.stream: Stream | None = None  # --log-stdout: the relay's view of the pipe
         self.run = 0  # the ./run whose unfinished last line the relay holds
 
     def sides(self) -> list[Side]:
@@ -142,7 +142,7 @@ class Root:
         self.stop_timeout = stop_timeout
         self.init = init  # --init, or PID 1: reap, stop everything, essential services
         self.log_stdout = log_stdout
-        self.relay: "Relay | None" = None
+        self.relay: Relay | None = None
         self.relayed: dict[str, Service] = {}  # by name: services whose lines the relay writes
         self.code = 0  # the exit code, once stopping
         self.final = False  # --init: the services are down, the strays are being ended
@@ -153,14 +153,14 @@ class Root:
         self.errors = ""
         self.stopping = False
         self.rescan_pending = False
-        self.done: "asyncio.Future[int] | None" = None
-        self.loop: "asyncio.AbstractEventLoop | None" = None
+        self.done: asyncio.Future[int] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.scanned = False
         self.stop_asked = False
         self.unwatched: list[tuple[Service, Side]] = []  # pidfds to hand to the loop
         self.forker = forker or Forker()
         # the first scan's requests for workers, sent to the forker together
-        self.batch: "list[tuple[Service, Side, Request]] | None" = None
+        self.batch: list[tuple[Service, Side, Request]] | None = None
         self.model = Model(self.scandir)
         self.adapters: list[Adapter] = []
         self.on_ready: Callable[[], None] | None = None

@@ -684,63 +684,6 @@ class Worker:
                 self.command(c)
 
 
-def prewarm(rounds: int = 3) -> None:
-    """Run the start and the first exit of a worker a few times, here.
-
-    For the process that forks the workers (dtd/forker.py), before it
-    freezes its heap: CPython's first runs of a code path write to shared
-    pages (the specializing interpreter's counters, lazily made caches and
-    objects), and each forked worker would copy them. Done once in the
-    forker, the copies are not made in every worker: measured 25 to 35
-    pages fewer written per worker. Best effort: any failure ends it.
-    The service is a throw-away directory whose run is /bin/true.
-    """
-    if not os.access("/bin/true", os.X_OK):
-        return
-    base = os.environ.get("TMPDIR") or "/tmp"
-    d = os.path.join(base, f".dtd-prewarm-{os.getpid()}")
-    here = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.mkdir(d, 0o700)
-        os.symlink("/bin/true", os.path.join(d, "run"))
-        for _ in range(rounds):
-            w = Worker(d)
-            w.setup()
-            w.read_commands()
-            if w.st.pid:
-                _, wstatus = os.waitpid(w.st.pid, 0)
-                w.exited(wstatus)
-            for fd in (w.fdlock, w.fdcontrol, w.fdcontrolwrite, w.fdok):
-                os.close(fd)
-            if w.notify_sock is not None:
-                w.notify_sock.close()
-            os.fchdir(here)
-    except (OSError, SystemExit):
-        pass
-    finally:
-        os.fchdir(here)
-        os.close(here)
-        _remove_service(d)
-
-
-def _remove_service(d: str) -> None:
-    sup = os.path.join(d, status.DIR)
-    try:
-        names = os.listdir(sup)
-    except OSError:
-        names = []
-    for name in names:
-        try:
-            os.unlink(os.path.join(sup, name))
-        except OSError:
-            pass
-    for path, remove in ((sup, os.rmdir), (os.path.join(d, "run"), os.unlink), (d, os.rmdir)):
-        try:
-            remove(path)
-        except OSError:
-            pass
-
-
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:

@@ -363,7 +363,7 @@ def test_stale_status_is_not_adopted(procs: Procs, swept: Path) -> None:
 
 def test_prewarm_leaves_nothing_behind(swept: Path) -> None:
     # in a child: it runs workers' code in the calling process
-    code = ("import os, sys; from dtd import supervise; supervise.prewarm(); "
+    code = ("import os, sys; from dtd import forker; forker.prewarm(); "
             "print(os.getcwd()); print(len(os.listdir('/proc/self/fd')))")
     plain = "import os; print(os.getcwd()); print(len(os.listdir('/proc/self/fd')))"
     before = subprocess.run([ours("python"), "-c", plain],
