@@ -26,22 +26,17 @@ Where tee(2) is refused (a seccomp filter), the relay reads the pipe into
 memory instead: the same output, but what a killed root had read is lost.
 """
 
-import ctypes
 import errno
-import fcntl
 import os
 import select
 from typing import Callable
 
-SPLICE_F_NONBLOCK = 2
+from dtd.peek import Peek, Refused, consume
+
 SCRATCH = 1 << 20  # the scratch pipe's size: as much as a service pipe can hold
 SPLIT_AFTER = 1.0  # seconds a long line may hold the output with its writer idle
 MAX_LINE = 1 << 20  # a line is split after this many bytes, so that others get a turn
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_tee = _libc.tee
-_tee.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_size_t, ctypes.c_uint)
-_tee.restype = ctypes.c_ssize_t
 
 
 def label(name: str) -> bytes:
@@ -73,12 +68,9 @@ class Relay:
         self.streams: dict[int, Stream] = {}  # by read end
         self.ready: dict[int, Stream] = {}  # signalled and not drained yet, in order
         self.holder: Stream | None = None  # its long line is being written out
-        self.scratch_r, self.scratch_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        try:
-            fcntl.fcntl(self.scratch_w, fcntl.F_SETPIPE_SZ, SCRATCH)
-        except OSError:
-            pass  # a lower pipe-max-size: long lines come in more pieces
-        self.scratch_size = fcntl.fcntl(self.scratch_w, fcntl.F_GETPIPE_SZ)
+        # a lower pipe-max-size than SCRATCH: long lines come in more pieces
+        self.scratch = Peek(SCRATCH)
+        self.scratch_size = self.scratch.size
         self.tee = True  # False once tee(2) is refused (a seccomp filter)
         self.max_line = MAX_LINE
 
@@ -185,18 +177,12 @@ class Relay:
     def peek(self, stream: Stream) -> bytes:
         """What the pipe holds, left in it (as much as the scratch pipe takes)."""
         if self.tee:
-            n = _tee(stream.r, self.scratch_w, self.scratch_size, SPLICE_F_NONBLOCK)
-            if n > 0:
-                parts = []
-                while n > 0:
-                    part = os.read(self.scratch_r, n)
-                    parts.append(part)
-                    n -= len(part)
-                return b"".join(parts)
-            # 0: no writer left; EAGAIN: empty. Either way nothing to say
-            if n == 0 or ctypes.get_errno() in (errno.EAGAIN, errno.EINTR):
-                return b""
-            self.tee = False
+            try:
+                return self.scratch.peek(stream.r)
+            except (BlockingIOError, InterruptedError):
+                return b""  # empty: nothing to say
+            except Refused:
+                self.tee = False
         # without tee: read into memory, which a killed root loses
         room = self.scratch_size - len(stream.held)
         if room > 0:
@@ -211,11 +197,7 @@ class Relay:
         if stream.held:
             stream.held = stream.held[n:]
             return
-        while n > 0:
-            try:
-                n -= len(os.read(stream.r, n))
-            except BlockingIOError:
-                return  # someone else read it (cannot happen: we are the reader)
+        consume(stream.r, n)
 
     def full(self, stream: Stream) -> bool:
         """True when a writer would block: the pipe's buffers are all taken."""
@@ -260,5 +242,4 @@ class Relay:
 
     def close(self) -> None:
         self.epoll.close()
-        os.close(self.scratch_r)
-        os.close(self.scratch_w)
+        self.scratch.close()

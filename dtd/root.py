@@ -74,7 +74,7 @@ class Side:
 
 
 class Service:
-    __slots__ = ("name", "key", "main", "log", "pipe", "active", "stream", "run")
+    __slots__ = ("name", "key", "main", "log", "pipe", "active", "stream", "run", "recovered")
 
     def __init__(self, name: str, key: tuple[int, int], log: bool) -> None:
         self.name = name
@@ -85,6 +85,7 @@ class Service:
         self.active = True
         self.stream: Stream | None = None  # --log-stdout: the relay's view of the pipe
         self.run = 0  # the ./run whose unfinished last line the relay holds
+        self.recovered = False  # a pipe of an earlier root was looked for
 
     def sides(self) -> list[Side]:
         return [self.main] if self.log is None else [self.main, self.log]
@@ -456,7 +457,10 @@ class Root:
 
     def ensure(self, svc: Service) -> None:
         """Every side of svc has a worker: adopted if one runs, else forked."""
-        if svc.pipe is None:
+        if svc.pipe is None and not svc.recovered:
+            # once: a pipe an earlier root left is there when this root
+            # first sees the service, or never (it reads /proc/locks)
+            svc.recovered = True
             svc.pipe = self.recover_pipe(svc) if svc.log is not None else self.recover_relayed(svc)
         for side in svc.sides():
             if side.pid == 0 and side.timer is None:

@@ -207,6 +207,47 @@ def test_full_disk_pauses_and_loses_nothing(tmp: Path, procs: Procs) -> None:
             subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_killed_while_paused_leaves_its_lines_in_the_pipe(tmp: Path, procs: Procs) -> None:
+    """SIGKILLed while a full disk holds its lines back, ours has taken
+    none of them out of the pipe (it peeks, and takes what it has written):
+    the next multilog writes every line, once. The reference loses what it
+    had read."""
+    mnt = tmp / "disk"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], check=True)
+    r, w = os.pipe()
+    try:
+        err = mnt.parent / "err"
+        with open(err, "wb") as e:
+            first = procs.start([ours("multilog"), "t", "./log"], stdin=r, stderr=e, cwd=mnt)
+        wait_for(lambda: (mnt / "log" / "current").exists(), what="multilog set up")
+        with open(mnt / "filler", "wb", buffering=0) as f:
+            for size in (65536, 4096, 1):
+                while True:
+                    try:
+                        f.write(b"\0" * size)
+                    except OSError:
+                        break
+        os.write(w, numbered(3000))
+        wait_for(lambda: b"pausing" in err.read_bytes(), what="multilog pausing")
+        assert unread(r) == len(numbered(3000))
+        first.kill()
+        first.wait()
+        os.unlink(mnt / "filler")
+        os.close(w)
+        w = -1
+        with open(err, "ab") as e:
+            again = procs.start([ours("multilog"), "t", "./log"], stdin=r, stderr=e, cwd=mnt)
+        assert again.wait(timeout=30) == 0
+        assert STAMPED.sub(b"", log_text(mnt / "log")) == numbered(3000)
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
 @pytest.mark.parametrize("unfinished", [False, True], ids=["fresh", "unfinished-current"])
 def test_crashed_processor_warning_like_reference(tmp: Path, procs: Procs, unfinished: bool) -> None:
     """The reference prints errno after a crash although nothing failed just

@@ -25,9 +25,10 @@ import select
 import signal
 import sys
 
-from dtd.log.multilog_dir import LATE, O_APPEND, LogDir, Stale, die, pause, stamp
 from dtd.log import multilog_select
+from dtd.log.multilog_dir import LATE, O_APPEND, LogDir, Stale, die, pause, stamp
 from dtd.log.multilog_script import ALERT_LIMIT, MATCH_LIMIT, STATUS_LEN, Script, parse
+from dtd.peek import Peek, Refused, consume
 
 READ_SIZE = 256 * 1024  # a multiple of REF_READ, so file reads stay aligned with the reference's
 REF_READ = 1024  # the reference's input buffer
@@ -55,6 +56,15 @@ class Multilog:
         self.newline = True  # the last read ended with a newline
         self.exitasap = False
         self.forcerotate = False
+        # stdin is read by peeking (dtd/peek.py) where it is a pipe: a line
+        # leaves the pipe only once it is in every log directory, so a
+        # multilog killed with SIGKILL (paused on a full disk, say) leaves
+        # its lines to the next one instead of losing them
+        self.peek: Peek | None = None
+        try:
+            self.peek = Peek(READ_SIZE)
+        except OSError:
+            pass
 
     # ---- signals ----------------------------------------------------
 
@@ -102,8 +112,8 @@ class Multilog:
                     if 0 not in events or self.exitasap or self.forcerotate:
                         continue
                 try:
-                    data = os.read(0, size)
-                except BlockingIOError:
+                    data = self.read(size)
+                except (BlockingIOError, InterruptedError):
                     continue
                 except OSError:
                     data = b""  # the reference takes a read error for the end
@@ -114,6 +124,10 @@ class Multilog:
                     self.per_line_read(data, self.stamp())
                 else:
                     self.fast(data)
+                if self.peek is not None:
+                    for log in self.logs:
+                        log.flush()
+                    consume(0, len(data))
             self.end_of_input()
         finally:
             # from here on, as in the reference's c_quit, TERM and ALRM wait;
@@ -122,6 +136,15 @@ class Multilog:
             signal.set_wakeup_fd(-1)
             os.close(wake_r)
             os.close(wake_w)
+
+    def read(self, size: int) -> bytes:
+        if self.peek is not None:
+            try:
+                return self.peek.peek(0, size)
+            except Refused:
+                self.peek.close()  # no pipe: plain reads from now on
+                self.peek = None
+        return os.read(0, size)
 
     def stamp(self) -> bytes:
         return stamp() + b" " if self.t else b""
