@@ -8,7 +8,9 @@ their TAI64N names, then ``previous``, ``processed``, ``current``). Each line
 of each incarnation 1..recorded that is not there is lost; one that is there
 twice is duplicated; one that comes after a higher number of its incarnation
 is out of order. A line that is not a writer's line, or that sits in another
-service's log, is malformed. Lines past the recorded number are fine: the
+service's log, is malformed; but the partial last line of a ``.u`` file (the
+current file of a multilog that was killed, which multilog(8) says may end
+with one) is torn, counted apart. Lines past the recorded number are fine: the
 writer was killed between its write and its record.
 
 Each run of lost lines is a gap, with the multilog stamps of the lines on
@@ -45,6 +47,7 @@ class Account:
     duplicated: int = 0
     out_of_order: int = 0
     malformed: int = 0
+    torn: int = 0  # the partial last line of a .u file: multilog(8) says it may have one
     unrecorded: int = 0  # found, written after the last record of a killed writer
     incarnations: int = 0
     gaps: list[Gap] = field(default_factory=list)
@@ -105,7 +108,14 @@ def account(logs: dict[str, Path], ledger: Path) -> Account:
     seen: dict[tuple[str, str], _Seen] = {}
     for sid, directory in sorted(logs.items()):
         for f in log_files(directory):
-            for raw in f.read_bytes().splitlines():
+            data = f.read_bytes()
+            lines = data.split(b"\n")
+            last = lines.pop()  # after the last newline: empty, or a partial line
+            if last and f.name.endswith(".u"):
+                acc.torn += 1
+            elif last:
+                lines.append(last)
+            for raw in lines:
                 m = LINE.match(raw)
                 if m is None or m.group(2).decode() != sid or \
                         (sid, m.group(3).decode()) not in recorded:

@@ -78,6 +78,7 @@ def build(rig: Rig, profile: str, acc: Account, end: dict[str, Any], flap: dict[
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "counts": counts,
         "lines": {"written": acc.written, "seen": acc.seen, "unrecorded_tail": acc.unrecorded,
+                  "torn_u_tails": acc.torn,
                   "incarnations": acc.incarnations},
         "lost_by_fault": by_fault,
         "gaps": [vars(g) for g in acc.gaps[:50]],
@@ -148,6 +149,7 @@ def table(rep: dict[str, Any]) -> str:
          (f"{cpu.get('percent_of_a_core', float('nan')):.1f} % of a core "
           f"({cpu.get('cpu_seconds', 0):.2f} s in {cpu.get('seconds', 0):.0f} s)")),
         ("lines written / seen", f"{rep['lines']['written']} / {rep['lines']['seen']}"),
+        ("partial last lines of .u files (a killed multilog's)", rep["lines"]["torn_u_tails"]),
         ("roots started (killed and restarted)", rep["roots_started"]),
         ("writes that found no reader (EPIPE)", len(rep["no_reader_epipe"])),
         ("full log disk", "yes (tmpfs)" if rep["logs_on_tmpfs"] is True

@@ -52,7 +52,7 @@ FAST = Profile("fast", writers=10, envdir=2, interval=0.02, mixed=16.0, root_kil
                fault_every=0.4, stop_at=5.0, stop_for=3.0, scan_at=9.0, disk_at=11.0,
                disk_for=3.0, doomed=2, starve_for=3.0, late=2, low_fds_root=None,
                flappers=40, flapping=6.0, slowloris=10, multilog_fuzz=8, settle=20.0,
-               bus=False, logger_kill=False, starve_api=True)
+               bus=False, logger_kill=True, starve_api=True)
 
 FULL = Profile("full", writers=50, envdir=5, interval=0.05, mixed=100.0, root_kill=(3.0, 6.0),
                fault_every=0.5, stop_at=30.0, stop_for=10.0, scan_at=50.0, disk_at=65.0,

@@ -1,6 +1,7 @@
 """The account can see what it claims to: a lost line in the middle and at
-the tail, a duplicate, one out of order, a torn line, a line in the wrong
-log, across rotated files; and the writer records what it wrote."""
+the tail, a duplicate, one out of order, a torn line at the end of a .u file,
+a line in the wrong log, across rotated files; and the writer records what
+it wrote."""
 
 import os
 import signal
@@ -35,7 +36,7 @@ def test_every_kind_of_fault_is_counted(tmp: Path) -> None:
         b"".join(line("a", "1.1", n) for n in (7, 9, 11)) + line("b", "1.1", 1)
         + b"".join(line("a", "2.2", n) for n in (1, 2)))
     acc = ledger.account({"a": logs / "a"}, led)
-    assert (acc.lost, acc.duplicated, acc.out_of_order, acc.malformed) == (3, 1, 1, 2)
+    assert (acc.lost, acc.duplicated, acc.out_of_order, acc.malformed, acc.torn) == (3, 1, 1, 1, 1)
     assert acc.written == 13 and acc.incarnations == 2 and acc.unrecorded == 1
     assert [(g.inc, g.first, g.last, g.after is None) for g in acc.gaps] == [
         ("1.1", 4, 4, False), ("1.1", 10, 10, False), ("2.2", 3, 3, True)]
