@@ -110,11 +110,11 @@ def account(logs: dict[str, Path], ledger: Path) -> Account:
         for f in log_files(directory):
             data = f.read_bytes()
             lines = data.split(b"\n")
-            last = lines.pop()  # after the last newline: empty, or a partial line
-            if last and f.name.endswith(".u"):
+            tail = lines.pop()  # after the last newline: empty, or a partial line
+            if tail and f.name.endswith(".u"):
                 acc.torn += 1
-            elif last:
-                lines.append(last)
+            elif tail:
+                lines.append(tail)
             for raw in lines:
                 m = LINE.match(raw)
                 if m is None or m.group(2).decode() != sid or \
