@@ -151,6 +151,8 @@ class Root:
         self.waiting: dict[int, str] = {}  # inotify watch -> entry without a runnable run yet
         self.notify: ino.Inotify | None = None
         self.wd: int | None = None
+        self.parent_wd: int | None = None  # the scan directory's parent, while it is missing
+        self.scan_key: tuple[int, int] | None = None  # device and inode of the watched one
         self.errors = ""
         self.stopping = False
         self.rescan_pending = False
@@ -285,14 +287,41 @@ class Root:
         self.later(RESCAN, self.tick)
 
     def watch_scandir(self) -> None:
-        if self.notify is None or self.wd is not None:
+        """Watch the scan directory; while it is missing, its parent, for
+        the moment it is made again or renamed into place.
+
+        A removed directory that some process still has as its working
+        directory sends no IN_DELETE_SELF until it is let go, so each
+        rescan also checks that the watched directory is still the one at
+        the scan directory's path."""
+        if self.notify is None:
             return
+        try:
+            st = os.stat(self.scandir)
+            key: tuple[int, int] | None = (st.st_dev, st.st_ino)
+        except OSError:
+            key = None
+        if self.wd is not None:
+            if key == self.scan_key:
+                return
+            self.notify.rm_watch(self.wd)
+            self.wd = None
         mask = (ino.IN_CREATE | ino.IN_MOVED_TO | ino.IN_DELETE | ino.IN_MOVED_FROM
                 | ino.IN_ONLYDIR | ino.IN_DELETE_SELF | ino.IN_MOVE_SELF)
         try:
             self.wd = self.notify.add_watch(self.scandir, mask)
+            self.scan_key = key
         except OSError:
-            self.wd = None
+            if self.parent_wd is None:
+                try:
+                    self.parent_wd = self.notify.add_watch(
+                        os.path.dirname(self.scandir), ino.IN_CREATE | ino.IN_MOVED_TO | ino.IN_ONLYDIR)
+                except OSError:
+                    pass
+            return
+        if self.parent_wd is not None:
+            self.notify.rm_watch(self.parent_wd)
+            self.parent_wd = None
 
     def on_inotify(self) -> None:
         assert self.notify is not None
@@ -305,7 +334,15 @@ class Root:
                 elif name in ("status", "info", status.DOWN):
                     self.refresh(*watched)
                 continue
+            if wd == self.parent_wd:
+                if mask & ino.IN_IGNORED:
+                    self.parent_wd = None
+                elif name == os.path.basename(self.scandir):
+                    scan_needed = True
+                continue
             if wd == self.wd and mask & (ino.IN_DELETE_SELF | ino.IN_MOVE_SELF | ino.IN_IGNORED):
+                if mask & ino.IN_MOVE_SELF:
+                    self.notify.rm_watch(wd)  # it would follow the directory away
                 self.wd = None
             if mask & ino.IN_IGNORED:
                 self.waiting.pop(wd, None)

@@ -337,14 +337,11 @@ def test_a_line_in_the_pipe_survives_the_log_worker_exiting_while_the_root_is_de
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "a root whose scan directory is replaced (removed, then another renamed into its "
-    "place) notices at the next full rescan (up to 5 s), not at once: its inotify watch "
-    "went with the old directory, and the rescan that the removal triggers finds no "
-    "directory and watches nothing. In the full chaos run a root restarted in that window "
-    "left a logger that had been told to exit (svc -dx) unreplaced for 3 s, and the "
-    "service's writes found no reader (5 EPIPE: SIGPIPE for a C service). Watching the "
-    "scan directory's parent while it is missing would notice it at once"))
+# Found by the chaos suite as a strict xfail: the watch went with the old
+# directory (or, with the root's working directory in it, stayed on it: no
+# IN_DELETE_SELF while it is in use). Fixed in the root: the parent is
+# watched while the scan directory is missing, and each rescan checks the
+# watched directory is still the one at its path.
 def test_scan_directory_renamed_into_place_is_picked_up_at_once(procs: Procs, swept: Path) -> None:
     scan = swept / "service"
     scan.mkdir()
