@@ -103,8 +103,11 @@ class Model:
             if st.pid and (old is None or old.pid != st.pid) and old is not None:
                 new.starts += 1
         if info is not None:
-            new.ready = info.ready
-            new.ready_since = info.ready_since
+            # readiness belongs to a run: the worker renames the status
+            # record (down) into place just before the info that says so
+            if info.ready and new.state == "up":
+                new.ready = True
+                new.ready_since = info.ready_since
             new.status_text = info.status_text
             new.exit_code = info.exit_code
             new.exit_signal = info.exit_signal

@@ -64,3 +64,16 @@ def test_info_fields_and_their_changes() -> None:
     m.update("w", "/s/w", run(9), True, True, inf)  # the same again: no event
     m.update("w", "/s/w", run(9), True, True, Info(True, 300.5, "busy"))
     assert seen == [(ADDED, False, ""), (CHANGED, True, "serving"), (CHANGED, True, "busy")]
+
+
+def test_a_service_that_is_not_up_is_not_ready() -> None:
+    m = Model("/x")
+    seen: list[tuple[str, bool]] = []
+    m.listen(lambda kind, svc: seen.append((svc.state, svc.ready)))
+    ready = Info(ready=True, ready_since=5.0)
+    m.update("a", "/x/a", Status(10, 0, 123, state=STATE_RUN), True, True, ready)
+    # the status record says down before the info file says not ready
+    m.update("a", "/x/a", Status(11, 0, 0), True, True, ready)
+    m.update("a", "/x/a", Status(11, 0, 0), True, True, Info())
+    assert seen == [("up", True), ("down", False)]
+    assert m.get("a") is not None and m.get("a").ready_since == 0.0  # type: ignore[union-attr]
