@@ -33,7 +33,14 @@ from dbus_fast import BusType, Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
 import dtd
-from dtd.bus import MANAGER_IFACE, MANAGER_PATH, NAME, OBJECT_MANAGER, SERVICE_IFACE
+from dtd.bus import (
+    MANAGER_IFACE,
+    MANAGER_PATH,
+    NAME,
+    OBJECT_MANAGER,
+    SERVICE_IFACE,
+    SERVICE_PREFIX,
+)
 from dtd.diag import EXIT_TEMP, EXIT_USAGE
 
 PROG = "dtd-notify"
@@ -143,11 +150,17 @@ class Notifier:
         reply = await self.call(NAME, path, PROPERTIES, "GetAll", "s", [SERVICE_IFACE])
         if reply is not None:
             self.services[path] = _plain(reply.body[0])
+            self.say(f"{PROG}: watching {len(self.services)} services")
 
     def changed(self, path: str, changes: Props) -> None:
         old = self.services.get(path)
         if old is None:
-            return  # not loaded yet: its GetAll or GetManagedObjects brings it
+            # not loaded yet: its GetAll may have been answered before this
+            # change was sent and be read after it; asked again, the state
+            # the next change starts from is the latest
+            if path.startswith(SERVICE_PREFIX):
+                self.spawn(self.added(path))
+            return
         new = {**old, **changes}
         self.services[path] = new
         if path in self.pending:
