@@ -99,12 +99,15 @@ class Procs:
 
 
 @pytest.fixture
-def procs() -> Iterator[Procs]:
+def procs(tmp_path: Path) -> Iterator[Procs]:
     p = Procs()
     try:
         yield p
     finally:
         p.stop_all()
+        # services are session leaders of their own (supervise makes them
+        # so): what a test started in its temp dir has left that group
+        sweep(tmp_path)
 
 
 def make_service(path: Path, script: str, down: bool = False) -> Path:
@@ -149,8 +152,13 @@ def sweep(directory: Path) -> None:
         if not pids:
             return
         for pid in pids:
-            for kill in (lambda: os.killpg(os.getpgid(pid), signal.SIGKILL),
-                         lambda: os.kill(pid, signal.SIGKILL)):
+            try:
+                own = os.getpgid(pid) == os.getpgrp()  # never pytest's own group
+            except ProcessLookupError:
+                continue
+            for kill in ((lambda: os.kill(pid, signal.SIGKILL),) if own else
+                         (lambda: os.killpg(os.getpgid(pid), signal.SIGKILL),
+                          lambda: os.kill(pid, signal.SIGKILL))):
                 try:
                     kill()
                 except (ProcessLookupError, PermissionError):
