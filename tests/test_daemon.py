@@ -54,7 +54,12 @@ def cmdline(pid: int) -> bytes:
 
 
 def comm(pid: int) -> str:
-    return Path(f"/proc/{pid}/comm").read_text().strip()
+    """pid's short name; "" for a process gone meanwhile (a service's
+    short-lived children come and go under the scan directory)."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except FileNotFoundError:
+        return ""
 
 
 def ppid(pid: int) -> int:
