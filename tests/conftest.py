@@ -51,6 +51,20 @@ def up_pid(d: Path) -> int:
     return st.pid if st else 0
 
 
+def fill_disk(directory: Path) -> Path:
+    """Fill the file system of directory to its last byte with a file
+    there (its path is returned: removing it frees the space)."""
+    filler = directory / "filler"
+    with open(filler, "wb", buffering=0) as f:
+        for size in (65536, 4096, 1):
+            while True:
+                try:
+                    f.write(b"\0" * size)
+                except OSError:
+                    break
+    return filler
+
+
 def pid_alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Procs, have_ref, ours, ref, wait_for
+from conftest import Procs, fill_disk, have_ref, ours, ref, wait_for
 
 pytestmark = pytest.mark.skipif(not have_ref("multilog"), reason="no reference multilog")
 
@@ -222,19 +222,13 @@ def test_killed_while_paused_leaves_its_lines_in_the_pipe(tmp: Path, procs: Proc
         with open(err, "wb") as e:
             first = procs.start([ours("multilog"), "t", "./log"], stdin=r, stderr=e, cwd=mnt)
         wait_for(lambda: (mnt / "log" / "current").exists(), what="multilog set up")
-        with open(mnt / "filler", "wb", buffering=0) as f:
-            for size in (65536, 4096, 1):
-                while True:
-                    try:
-                        f.write(b"\0" * size)
-                    except OSError:
-                        break
+        filler = fill_disk(mnt)
         os.write(w, numbered(3000))
         wait_for(lambda: b"pausing" in err.read_bytes(), what="multilog pausing")
         assert unread(r) == len(numbered(3000))
         first.kill()
         first.wait()
-        os.unlink(mnt / "filler")
+        os.unlink(filler)
         os.close(w)
         w = -1
         with open(err, "ab") as e:

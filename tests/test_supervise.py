@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Procs, have_ref, make_service, ours, pid_alive, ref, wait_for
+from conftest import Procs, have_ref, make_service, ours, pid_alive, ref, up_pid, wait_for
 
 from dtd import status
 
@@ -26,14 +26,6 @@ def read_status(d: Path) -> status.Status:
     st = status.read(str(d))
     assert st is not None
     return st
-
-
-def up_pid(d: Path) -> int:
-    try:
-        st = status.read(str(d))
-    except OSError:
-        return 0
-    return st.pid if st else 0
 
 
 def start(procs: Procs, d: Path, prog: str | None = None) -> subprocess.Popen[bytes]:

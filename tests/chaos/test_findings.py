@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Procs, have_ref, make_service, ours, ref, wait_for
+from conftest import Procs, fill_disk, have_ref, make_service, ours, ref, wait_for
 
 from .rig import api_get
 
@@ -40,16 +40,6 @@ def small_disk(swept: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(top)], check=True)
 
 
-def _fill(top: Path) -> None:
-    with open(top / "filler", "wb", buffering=0) as f:
-        for size in (65536, 4096, 1):
-            while True:
-                try:
-                    f.write(b"\0" * size)
-                except OSError:
-                    break
-
-
 def _unread(fd: int) -> int:
     n = array.array("i", [0])
     fcntl.ioctl(fd, termios.FIONREAD, n)
@@ -66,7 +56,7 @@ def lines_kept_after_kill_on_full_disk(prog: str, top: Path, procs: Procs) -> in
         with open(err, "wb") as e:
             p = procs.start([prog, "t", "./log"], stdin=r, stderr=e, cwd=top)
         wait_for(lambda: (top / "log" / "current").exists(), what="multilog set up")
-        _fill(top)
+        fill_disk(top)
         sent = b"".join(b"%d %s\n" % (i, b"x" * 60) for i in range(1, LINES + 1))
         os.write(w, sent)
         wait_for(lambda: b"pausing" in err.read_bytes(), what="multilog pausing")
