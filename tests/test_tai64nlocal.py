@@ -159,14 +159,22 @@ def test_chunk_boundaries_do_not_matter(seed: int, cuts: list[int]) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=20), st.lists(st.binary(max_size=40), max_size=30), st.booleans())
-def test_fast_and_general_paths_agree(first: bytes, lines: list[bytes], one_second: bool) -> None:
-    """Stamps of 24 digits take the fast path: it must say what the
-    general one says, within one second or across several, with or without
-    text before the first stamp."""
+@given(st.binary(max_size=20), st.lists(st.binary(max_size=40), max_size=30),
+       st.sampled_from(["one second", "seconds apart", "anywhere"]))
+def test_fast_and_general_paths_agree(first: bytes, lines: list[bytes], spread: str) -> None:
+    """Stamps of 24 digits take a fast path: it must say what the general
+    one says, within one second (a busy log), a few seconds apart in any
+    order and across the end of an hour and of a block of 65536 seconds (a
+    quiet one), or anywhere, with or without text before the first stamp."""
     def stamp(line: bytes) -> bytes:
         digits = (line.hex() + "0" * 16)[:16]
-        return b"@40000000" + (b"6b0554ff" if one_second else digits[8:].encode()) + digits[:8].encode()
+        if spread == "one second":
+            seconds = 0x6b0554ff
+        elif spread == "seconds apart":
+            seconds = 0x6b05ffc0 + int(digits[8:], 16) % (3 * len(lines) + 1)
+        else:
+            seconds = int(digits[8:], 16)
+        return b"@40000000%08x%s" % (seconds, digits[:8].encode())
     text = first.replace(b"\n", b"").lstrip(b"@") + b"\n" if first else b""
     text += b"".join(stamp(line) + b" " + line.replace(b"\n", b"") + b"\n" for line in lines)
     c = Converter()
@@ -207,10 +215,10 @@ IRREGULAR = [
 
 
 @pytest.mark.parametrize("tz,moment", IRREGULAR)
-@pytest.mark.parametrize("step", [1, 7, 61])
+@pytest.mark.parametrize("step", [1, 3, 7, 61, 3607])
 def test_seconds_apart_across_irregular_moments(tz: str, moment: int, step: int) -> None:
-    """A quiet log, a stamp every few seconds: ours fills minutes and hours,
-    and must agree with localtime second by second."""
+    """A quiet log, a stamp every few seconds, minutes or hours: ours makes
+    dates by the hour and must agree with localtime second by second."""
     if not Path(f"/usr/share/zoneinfo/{tz}").exists():
         pytest.skip(f"no zone {tz}")
     label = 4611686018427387914 + moment - 1500 * step

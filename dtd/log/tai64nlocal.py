@@ -14,8 +14,12 @@ the line through untouched instead.
 
 Speed: whole buffers, not lines. A buffer is split at every "\n@"; when
 every stamp in it has 24 digits (one translate checks them all at once),
-the conversion is a chain of C-level maps, with one localtime per distinct
-second; other buffers take the general, per-stamp path.
+the conversion is a chain of C-level maps. localtime is slow next to the
+rest, and a quiet log has a new second on every line, so dates are made by
+the hour (see Hours) and a buffer's dates are looked up in one of three
+ways by how many seconds its stamps span: one second (a busy log), a few
+per line (a window of whole hours), many (hour and second apart). Other
+buffers take the general, per-stamp path.
 """
 
 import os
@@ -24,6 +28,7 @@ import signal
 import sys
 import time
 from array import array
+from itertools import repeat
 from operator import itemgetter
 
 from dtd.diag import EXIT_TEMP
@@ -40,13 +45,14 @@ HEAD = itemgetter(slice(0, 25))
 REST = itemgetter(slice(24, None))
 NINE = b"%09d".__mod__
 LINE = b"\n%s%09d%s"  # date, nanoseconds, the rest of the line
-SECONDS = [b"%02d." % sec for sec in range(60)]
-MINUTES = [b"%02d:" % m for m in range(60)]
-CLOCK = [m + sec for m in MINUTES for sec in SECONDS]  # an hour of "MM:SS."
+CLOCK = [b"%02d:%02d." % divmod(s, 60) for s in range(3600)]  # an hour of "MM:SS."
 BYTESWAP = sys.byteorder == "little"  # the stamp's nanoseconds are big-endian
 ULONG = 1 << 64
 REGISTER = (1 << 96) - 1
 CACHE_MAX = 65536
+LISTS_MAX = 8  # hours kept whole: 3600 dates, some 220 KB each
+WINDOW = 65536  # dense buffers' dates by the low 16 bits of their labels
+MISSING = b""  # in the window: no date filled in yet
 PENDING_MAX = 65536
 BUFSIZE = 131072  # measured: 64 KiB costs 10-20% more, 1 MiB falls out of cache
 
@@ -62,54 +68,70 @@ def local(label: int) -> time.struct_time | None:
         return None
 
 
+def wall(tm: time.struct_time) -> int:
+    """What tm's clock shows, as seconds since 1970-01-01 00:00:00 of that
+    clock (proleptic Gregorian, a leap second's :60 as the next second)."""
+    y = tm.tm_year - 1
+    days = 365 * y + y // 4 - y // 100 + y // 400 - 719162 + tm.tm_yday - 1
+    return days * 86400 + tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec
+
+
 def minute(tm: time.struct_time) -> bytes:
     # djb prints the year with fmt_ulong: a negative one wraps
     return b"%d-%02d-%02d %02d:%02d:" % (tm.tm_year % ULONG, tm.tm_mon, tm.tm_mday,
                                          tm.tm_hour, tm.tm_min)
 
 
-class Dates(dict[int, bytes | None]):
-    """TAI64 seconds label -> ``YYYY-MM-DD HH:MM:SS.``, or None when
-    localtime cannot show that time.
+class Hours(dict[int, bytes | None]):
+    """Hour of the wall clock (its seconds // 3600) -> ``YYYY-MM-DD HH:``,
+    for the labels `shift` seconds behind that clock; None for an hour in
+    which the clock is not that far ahead of every label (a change of UTC
+    offset, a leap second, a time localtime cannot show).
 
-    localtime is slow next to the rest, and a quiet log has a new second on
-    every line: a miss fills the minute around the label, a second miss in
-    the same hour the whole hour, by arithmetic within a local hour whose
-    first and last seconds localtime has confirmed (no change of UTC offset, no leap second inside it: tz
-    data never changes the offset twice within an hour). An irregular hour
-    is done second by second."""
+    Two localtime calls vouch for an hour: the clock at its first and last
+    label. tz data never changes the offset twice within an hour, so within
+    a vouched hour a label's date is arithmetic: hour + CLOCK[second]."""
 
-    def __init__(self) -> None:
+    def __init__(self, shift: int) -> None:
         super().__init__()
-        self.hour = (-7200, b"")  # the label of a regular local hour's start, its prefix
+        self.shift = shift
+        self.lists: dict[int, list[bytes]] = {}
+
+    def __missing__(self, hour: int) -> bytes | None:
+        if len(self) >= CACHE_MAX:
+            self.clear()
+        start = hour * 3600
+        first, last = local(start - self.shift), local(start + 3599 - self.shift)
+        value = None
+        if first and last and wall(first) == start and wall(last) == start + 3599:
+            value = minute(first)[:-3]
+        self[hour] = value
+        return value
+
+    def dates(self, hour: int) -> list[bytes] | None:
+        """The hour's 3600 dates, second by second."""
+        dates = self.lists.get(hour)
+        if dates is None:
+            prefix = self[hour]
+            if prefix is None:
+                return None
+            if len(self.lists) >= LISTS_MAX:
+                self.lists.clear()
+            dates = self.lists[hour] = list(map(prefix.__add__, CLOCK))
+        return dates
+
+
+class Seconds(dict[int, bytes | None]):
+    """TAI64 seconds label -> ``YYYY-MM-DD HH:MM:SS.`` by localtime, None
+    where it fails: dates one at a time."""
 
     def __missing__(self, label: int) -> bytes | None:
         if len(self) >= CACHE_MAX:
             self.clear()
-        start, prefix = self.hour
-        if not start <= label < start + 3600:
-            tm = local(label)
-            if tm is None:
-                self[label] = None
-                return None
-            start = label - 60 * tm.tm_min - tm.tm_sec
-            first, last = local(start), local(start + 3599)
-            if not (tm.tm_sec < 60 and first and last and first[:6] == tm[:4] + (0, 0)
-                    and last[:6] == tm[:4] + (59, 59)):
-                value = minute(tm) + b"%02d." % tm.tm_sec
-                self[label] = value
-                return value
-            prefix = minute(tm)[:-3]
-            self.hour = (start, prefix)
-            # the minute first: stamps out of order may not stay in this hour
-            m = (label - start) // 60 * 60
-            self.update(zip(range(start + m, start + m + 60),
-                            map(prefix.__add__, CLOCK[m:m + 60])))
-        else:
-            # a second miss in this hour: the rest of it in one call, in C
-            # (minute by minute, the Python around it cost a quiet log 8%)
-            self.update(zip(range(start, start + 3600), map(prefix.__add__, CLOCK)))
-        return self[label]
+        tm = local(label)
+        value = None if tm is None else minute(tm) + b"%02d." % tm.tm_sec
+        self[label] = value
+        return value
 
 
 def column(heads: bytes, start: int, width: int, code: str) -> "array[int]":
@@ -130,14 +152,76 @@ class Converter:
     byte that ends it."""
 
     def __init__(self) -> None:
-        self.dates = Dates()
+        self.seconds = Seconds()
+        self.zones: dict[int, Hours] = {}  # by shift: a zone has a few
+        self.block = -1  # labels // WINDOW that the window holds dates of
+        self.window = [MISSING] * WINDOW
         self.mid = False  # the start of the current line is already out
         self.pending = b""  # a line start "@hex..." whose stamp has not ended
+
+    def hours(self, shift: int) -> Hours:
+        hours = self.zones.get(shift)
+        if hours is None:
+            if len(self.zones) >= 64:
+                self.zones.clear()
+            hours = self.zones[shift] = Hours(shift)
+        return hours
+
+    def dates(self, heads: bytes, k: int) -> list[bytes] | None:
+        """The dates of k stamps of 24 digits, None unless every one has one."""
+        if all(heads[j::25] == heads[j:j + 1] * k for j in range(15, -1, -1)):
+            date = self.seconds[int(heads[:16], 16)]  # one second, a busy log
+            return None if date is None else [date] * k
+        if all(heads[j::25] == heads[j:j + 1] * k for j in range(12)):
+            dates = self.dense(heads, k)
+            if dates is not None:
+                return dates
+        return self.sparse(heads)
+
+    def dense(self, heads: bytes, k: int) -> list[bytes] | None:
+        """A few seconds a line, a quiet log, its labels within one block of
+        65536: the dates of the span from its first to its last stamp go into
+        the window, whole hours at a time, then it is one lookup a line by
+        the label's low 16 bits. (min and max of the labels would cost more
+        than all the rest.) None when a label is outside what is filled."""
+        first, last = int(heads[:16], 16), int(heads[-25:-9], 16)
+        lo, hi = min(first, last), max(first, last)
+        tm = local(lo)
+        if tm is None or hi - lo >= 4 * k:
+            return None
+        if lo // WINDOW != self.block:
+            self.block = lo // WINDOW
+            self.window = [MISSING] * WINDOW
+        window, base = self.window, self.block * WINDOW
+        shift = wall(tm) - lo
+        hours = self.hours(shift)
+        for hour in range((lo + shift) // 3600, (hi + shift) // 3600 + 1):
+            dates = hours.dates(hour)
+            if dates is None:
+                return None
+            start = hour * 3600 - shift
+            a, b = max(lo, start), min(hi, start + 3599) + 1
+            window[a - base:b - base] = dates[a - start:b - start]
+        dates = list(map(window.__getitem__, column(heads, 12, 4, "H")))
+        return None if MISSING in dates else dates
+
+    def sparse(self, heads: bytes) -> list[bytes] | None:
+        """Any labels: an hour and a second of it for each."""
+        labels = column(heads, 0, 16, "Q")
+        tm = local(labels[0])
+        if tm is None:
+            return None
+        shift = wall(tm) - labels[0]
+        hs, seconds = zip(*map(divmod, map(shift.__add__, labels), repeat(3600)))
+        prefixes = list(map(self.hours(shift).__getitem__, hs))
+        if None in prefixes:
+            return None
+        return list(map(bytes.__add__, prefixes, map(CLOCK.__getitem__, seconds)))
 
     def one(self, digits: bytes) -> bytes:
         """Any number of hex digits, read as the reference's register does."""
         v = int(digits, 16) & REGISTER if digits else 0
-        date = self.dates[v >> 32]
+        date = self.seconds[v >> 32]
         if date is None:
             return b"@" + digits
         return date + NINE(v & 0xFFFFFFFF)
@@ -155,11 +239,8 @@ class Converter:
         heads = b"".join(map(HEAD, stamped))
         if heads.translate(KIND) != STAMP24 * k:
             return self.general(text)  # a stamp of another length
-        if all(heads[j::25] == heads[j:j + 1] * k for j in range(16)):
-            dates = [self.dates[int(heads[:16], 16)]] * k  # one second, a busy log
-        else:
-            dates = list(map(self.dates.__getitem__, column(heads, 0, 16, "Q")))
-        if None in dates:
+        dates = self.dates(heads, k)
+        if dates is None:
             return self.general(text)
         args: list[object] = [None] * (3 * k)
         args[0::3] = dates
