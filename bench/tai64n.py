@@ -5,8 +5,9 @@ MB/s of input, Debian's daemontools against dtd installed as users get it
 Input: 100-byte lines, about 100 MB (one run with --quick), from a file on
 stdin, output to /dev/null. tai64nlocal reads lines of the same size that
 tai64n stamped (25 bytes of stamp, 75 of text), converted in
-America/New_York, a zone with daylight saving time: once from a busy log
-(10000 lines a second), once from a quiet one (a line a second, 11 days).
+America/New_York, a zone with daylight saving time: from a busy log (10000
+lines a second), a quiet one (a line a second, 11 days) and a sparse one (a
+line a minute, two years): tai64nlocal finds dates a different way for each.
 """
 
 import argparse
@@ -33,13 +34,15 @@ def plain(path: Path, size: int) -> None:
         f.write(line * (size // LINE))
 
 
-def stamped(path: Path, size: int, per_second: int = 10000) -> None:
-    """Lines as tai64n writes them, per_second lines in each second."""
+def stamped(path: Path, size: int, per_second: int = 10000, gap: int = 1) -> None:
+    """Lines as tai64n writes them, per_second lines in each second, gap
+    seconds apart."""
     start = 0x4000000065000000
     lines = size // LINE
     with open(path, "wb") as f:
         for block in range(0, lines, 10000):
-            f.write(b"".join(b"@%016x%08x %s\n" % (start + n // per_second, n % per_second * 99991,
+            f.write(b"".join(b"@%016x%08x %s\n" % (start + n // per_second * gap,
+                                                    n % per_second * 99991,
                                                     b"y" * (LINE - 27))
                              for n in range(block, min(block + 10000, lines))))
 
@@ -82,9 +85,11 @@ def run(quick: bool) -> list[dict[str, Any]]:
         plain(top / "plain", size)
         stamped(top / "busy", size, 10000)
         stamped(top / "quiet", size, 1)
+        stamped(top / "sparse", size, 1, 60)
         return [measure("tai64n", ours, top / "plain", runs),
                 measure("tai64nlocal", ours, top / "busy", runs, f", TZ={TZ}, 10000 lines a second"),
-                measure("tai64nlocal", ours, top / "quiet", runs, f", TZ={TZ}, a line a second")]
+                measure("tai64nlocal", ours, top / "quiet", runs, f", TZ={TZ}, a line a second"),
+                measure("tai64nlocal", ours, top / "sparse", runs, f", TZ={TZ}, a line a minute")]
     finally:
         shutil.rmtree(top, ignore_errors=True)
 

@@ -23,9 +23,14 @@ def test_inputs(tmp: Path) -> None:
     tai64n.plain(tmp / "plain", 10_000)
     tai64n.stamped(tmp / "stamped", 2_000_000)
     tai64n.stamped(tmp / "quiet", 10_000, 1)
-    for name in ("plain", "stamped", "quiet"):
+    tai64n.stamped(tmp / "sparse", 10_000, 1, 60)
+    for name in ("plain", "stamped", "quiet", "sparse"):
         lines = (tmp / name).read_bytes().split(b"\n")
         assert lines[-1] == b"" and {len(line) + 1 for line in lines[:-1]} == {tai64n.LINE}
+    # a second apart, a minute apart
+    for name, gap in (("quiet", 1), ("sparse", 60)):
+        labels = [int(line[1:17], 16) for line in (tmp / name).read_bytes().split(b"\n")[:-1]]
+        assert {b - a for a, b in zip(labels, labels[1:])} == {gap}
     # the stamps are ones the reference converts
     data = (tmp / "stamped").read_bytes()
     got = run([ref("tai64nlocal")], env=dict(ENV, TZ=tai64n.TZ), stdin=data)
