@@ -236,11 +236,15 @@ class Converter:
     def lines(self, text: bytes) -> bytes:
         """text starts at a line start; every stamp in it has ended."""
         # "\n@" starts every stamped line but the first: split there, in C
-        pieces = (b"\n" + text).split(b"\n@")
-        k = len(pieces) - 1
-        if not k:
+        pieces = text.split(b"\n@")
+        if text[:1] == b"@":
+            head, stamped = b"", pieces
+            pieces[0] = pieces[0][1:]
+        elif len(pieces) == 1:
             return text
-        stamped = pieces[1:]
+        else:  # lines before the first stamp
+            head, stamped = pieces[0] + b"\n", pieces[1:]
+        k = len(stamped)
         # the first 25 bytes of every stamped line, side by side: byte j of
         # every stamp is heads[j::25]
         heads = b"".join(map(HEAD, stamped))
@@ -255,9 +259,7 @@ class Converter:
             args[i::n] = part
         args[n - 2::n] = column(heads, 16, 8, "I")
         args[n - 1::n] = map(REST, stamped)
-        if pieces[0]:  # "\n" and what comes before the first stamp
-            return pieces[0][1:] + (LINES[len(dates)] * k) % tuple(args)
-        return (LINES[len(dates)] * k)[1:] % tuple(args)
+        return head + (LINES[len(dates)] * k)[1:] % tuple(args)
 
     def general(self, text: bytes) -> bytes:
         """Stamps of any length, and times localtime cannot show."""
