@@ -6,6 +6,9 @@ difference (lines the reference dies on pass through here)."""
 import os
 import random
 import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -160,23 +163,27 @@ def test_chunk_boundaries_do_not_matter(seed: int, cuts: list[int]) -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=20), st.lists(st.binary(max_size=40), max_size=30),
-       st.sampled_from(["one second", "seconds apart", "anywhere"]))
+       st.sampled_from(["one second", "seconds apart", "minutes apart", "anywhere"]))
 def test_fast_and_general_paths_agree(first: bytes, lines: list[bytes], spread: str) -> None:
     """Stamps of 24 digits take a fast path: it must say what the general
     one says, within one second (a busy log), a few seconds apart in any
     order and across the end of an hour and of a block of 65536 seconds (a
-    quiet one), or anywhere, with or without text before the first stamp."""
-    def stamp(line: bytes) -> bytes:
+    quiet one), minutes apart in time order but for some (a sparse one), or
+    anywhere, with or without text before the first stamp."""
+    def stamp(i: int, line: bytes) -> bytes:
         digits = (line.hex() + "0" * 16)[:16]
         if spread == "one second":
             seconds = 0x6b0554ff
         elif spread == "seconds apart":
             seconds = 0x6b05ffc0 + int(digits[8:], 16) % (3 * len(lines) + 1)
+        elif spread == "minutes apart":
+            seconds = 0x6b05f000 + 400 * i + int(digits[8:], 16) % 2000
         else:
             seconds = int(digits[8:], 16)
         return b"@40000000%08x%s" % (seconds, digits[:8].encode())
     text = first.replace(b"\n", b"").lstrip(b"@") + b"\n" if first else b""
-    text += b"".join(stamp(line) + b" " + line.replace(b"\n", b"") + b"\n" for line in lines)
+    text += b"".join(stamp(i, line) + b" " + line.replace(b"\n", b"") + b"\n"
+                     for i, line in enumerate(lines))
     c = Converter()
     assert c.lines(text) == c.general(text)
 
@@ -214,6 +221,22 @@ IRREGULAR = [
 ]
 
 
+@contextmanager
+def zone(tz: str) -> Iterator[None]:
+    """$TZ for this process's localtime, for a while."""
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = tz
+    time.tzset()
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = old
+        time.tzset()
+
+
 @pytest.mark.parametrize("tz,moment", IRREGULAR)
 @pytest.mark.parametrize("step", [1, 3, 7, 61, 3607])
 def test_seconds_apart_across_irregular_moments(tz: str, moment: int, step: int) -> None:
@@ -224,3 +247,11 @@ def test_seconds_apart_across_irregular_moments(tz: str, moment: int, step: int)
     label = 4611686018427387914 + moment - 1500 * step
     data = b"".join(b"@%016x%08x line %d\n" % (label + i * step, i * 123457, i) for i in range(3000))
     compare("tai64nlocal", [], env=dict(ENV, TZ=tz), stdin=data)
+    # and in smaller buffers than a pipe gives, so that the fast paths take
+    # those beside the moment, not only one that holds it
+    lines = data.splitlines(keepends=True)
+    c = Converter()
+    with zone(tz):
+        for a in range(0, len(lines), 500):
+            text = b"".join(lines[a:a + 500])
+            assert c.lines(text) == c.general(text)
