@@ -188,6 +188,20 @@ def test_fast_and_general_paths_agree(first: bytes, lines: list[bytes], spread: 
     assert c.lines(text) == c.general(text)
 
 
+@pytest.mark.parametrize("short", [b"@", b"@4000000037c2", b"@4000000037c219bf2ef02e9 x",
+                                   b"@4000000037c219bf2ef02e9\n@4000000037c219bf2ef02e94"])
+def test_short_stamps_among_others(short: bytes) -> None:
+    """Short stamps, first, last or between others of 24 digits, with fewer
+    than 25 bytes after them or more: the fast path says what the general
+    one says."""
+    lines = [b"@4000000037c219bf2ef02e%02x line %d" % (i, i) for i in range(3)]
+    for at in range(4):
+        text = b"\n".join([*lines[:at], short, *lines[at:]]) + b"\n"
+        for cut in (text, text[:-1]):
+            c = Converter()
+            assert c.lines(cut) == c.general(cut)
+
+
 def test_an_endless_stamp_keeps_its_last_24_digits() -> None:
     c = Converter()
     out = c.feed(b"@" + b"f" * 100000)
