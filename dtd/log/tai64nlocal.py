@@ -16,11 +16,10 @@ Speed: whole buffers, not lines. A buffer is split at every "\n@"; when
 every stamp in it has 24 digits (one translate checks them all at once),
 the conversion is a chain of C-level maps. localtime is slow next to the
 rest, and a quiet log has a new second on every line, so dates are made by
-the hour (see Hours) and a buffer's dates are looked up in one of four
-ways by how many seconds its stamps span: one second (a busy log), a few
-per line (a window of whole hours), many in time order (runs of lines in
-one hour), any (hour and second apart, line by line). Other buffers take
-the general, per-stamp path.
+the hour (see Hours) and a buffer's dates are looked up in one of three
+ways: all in one second (a busy log), in time order (runs of lines within
+an hour: a quiet log, a sparse one), any (hour and second apart, line by
+line). Other buffers take the general, per-stamp path.
 """
 
 import os
@@ -55,9 +54,6 @@ ORDER = sys.byteorder  # of numbers in an array, and of an array as one big numb
 ULONG = 1 << 64
 REGISTER = (1 << 96) - 1
 CACHE_MAX = 65536
-LISTS_MAX = 8  # hours kept whole: 3600 dates, some 220 KB each
-WINDOW = 65536  # dense buffers' dates by the low 16 bits of their labels
-MISSING = b""  # in the window: no date filled in yet
 PENDING_MAX = 65536
 BUFSIZE = 131072  # measured: 64 KiB costs 10-20% more, 1 MiB falls out of cache
 
@@ -103,7 +99,6 @@ class Hours(dict[int, bytes | None]):
     def __init__(self, shift: int) -> None:
         super().__init__()
         self.shift = shift
-        self.lists: dict[int, list[bytes]] = {}
 
     def __missing__(self, hour: int) -> bytes | None:
         if len(self) >= CACHE_MAX:
@@ -115,18 +110,6 @@ class Hours(dict[int, bytes | None]):
             value = minute(first)[:-3]
         self[hour] = value
         return value
-
-    def dates(self, hour: int) -> list[bytes] | None:
-        """The hour's 3600 dates, second by second."""
-        dates = self.lists.get(hour)
-        if dates is None:
-            prefix = self[hour]
-            if prefix is None:
-                return None
-            if len(self.lists) >= LISTS_MAX:
-                self.lists.clear()
-            dates = self.lists[hour] = list(map(prefix.__add__, CLOCK))
-        return dates
 
 
 class Seconds(dict[int, bytes | None]):
@@ -164,8 +147,6 @@ class Converter:
     def __init__(self) -> None:
         self.seconds = Seconds()
         self.zones: dict[int, Hours] = {}  # by shift: a zone has a few
-        self.block = -1  # labels // WINDOW that the window holds dates of
-        self.window = [MISSING] * WINDOW
         self.mid = False  # the start of the current line is already out
         self.pending = b""  # a line start "@hex..." whose stamp has not ended
 
@@ -183,42 +164,11 @@ class Converter:
         if all(heads[j::25] == heads[j:j + 1] * k for j in range(15, -1, -1)):
             date = self.seconds[int(heads[:16], 16)]  # one second, a busy log
             return None if date is None else ([date] * k,)
-        if all(heads[j::25] == heads[j:j + 1] * k for j in range(12)):
-            dates = self.dense(heads, k)
-            if dates is not None:
-                return dates
         if all(heads[j::25] == heads[j:j + 1] * k for j in range(9)):
             dates = self.ordered(heads, k)
             if dates is not None:
                 return dates
         return self.sparse(heads)
-
-    def dense(self, heads: bytes, k: int) -> Columns | None:
-        """A few seconds a line, a quiet log, its labels within one block of
-        65536: the dates of the span from its first to its last stamp go into
-        the window, whole hours at a time, then it is one lookup a line by
-        the label's low 16 bits. (min and max of the labels would cost more
-        than all the rest.) None when a label is outside what is filled."""
-        first, last = int(heads[:16], 16), int(heads[-25:-9], 16)
-        lo, hi = min(first, last), max(first, last)
-        tm = local(lo)
-        if tm is None or hi - lo >= 4 * k:
-            return None
-        if lo // WINDOW != self.block:
-            self.block = lo // WINDOW
-            self.window = [MISSING] * WINDOW
-        window, base = self.window, self.block * WINDOW
-        shift = wall(tm) - lo
-        hours = self.hours(shift)
-        for hour in range((lo + shift) // 3600, (hi + shift) // 3600 + 1):
-            dates = hours.dates(hour)
-            if dates is None:
-                return None
-            start = hour * 3600 - shift
-            a, b = max(lo, start), min(hi, start + 3599) + 1
-            window[a - base:b - base] = dates[a - start:b - start]
-        dates = list(map(window.__getitem__, column(heads, 12, 4, "H")))
-        return None if MISSING in dates else (dates,)
 
     def ordered(self, heads: bytes, k: int) -> Columns | None:
         """Labels within 2^28 seconds, in time order or nearly: lines in runs
