@@ -202,6 +202,16 @@ def test_short_stamps_among_others(short: bytes) -> None:
             assert c.lines(cut) == c.general(cut)
 
 
+@pytest.mark.parametrize("first", [0x6fff0000, 0x6fffe000, 0x70000005])
+def test_minutes_apart_where_the_low_28_bits_wrap(first: int) -> None:
+    """Logs in time order are read by the low 28 bits of their labels, when
+    the rest are the same in every stamp: before, across and just after
+    the turn, with an hour begun before it."""
+    text = b"".join(b"@40000000%08x%08x line %d\n" % (first + 60 * i, i, i) for i in range(200))
+    c = Converter()
+    assert c.lines(text) == c.general(text)
+
+
 def test_an_endless_stamp_keeps_its_last_24_digits() -> None:
     c = Converter()
     out = c.feed(b"@" + b"f" * 100000)
