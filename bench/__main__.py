@@ -16,7 +16,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import impls, proctree, supervision, table, venv, worker
+from bench import impls, proctree, rig, supervision, table, venv, worker
 
 HERE = Path(__file__).resolve().parent
 # Bench modules of other areas, each with run(quick) -> rows, included when
@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     # each benchmark can end all it started.
     proctree.become_subreaper()
     started = time.time()
+    rig.deferred = []
     try:
         chosen = _implementations(wanted)
         rows: list[dict[str, Any]] = supervision.run(args.quick, chosen, only, args.runs, _log)
@@ -114,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                     _log(f"{name}: failed: {type(e).__name__}: {e}")
     finally:
         proctree.kill_all_below()
+        rig.remove_deferred()
         venv.cleanup()
 
     report = (table.markdown(rows)

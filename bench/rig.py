@@ -19,6 +19,23 @@ from bench.announce import Announcements
 from bench.impls import Impl
 
 
+# Directories of finished rigs, kept until the bench ends when it sets this
+# to a list (bench/__main__.py), removed at once otherwise. On a file system
+# that skips recently deleted inodes when it makes a new one (ext4 without a
+# journal, as on this VM), a file made within minutes of many deletions cost
+# up to 20 times more (measured: 20 against 450 us a file, 200 directories
+# of 8 files): each figure paid for the clean-up of the one before, and the
+# 200-service start-up of one implementation for that of the run before it.
+deferred: list[Path] | None = None
+
+
+def remove_deferred() -> None:
+    global deferred
+    for top in deferred or []:
+        shutil.rmtree(top, ignore_errors=True)
+    deferred = None
+
+
 def _until_readable(fds: set[int], deadline: float, what: str) -> float:
     """The time at which the last of fds (pidfds) became readable."""
     poller = select.poll()
@@ -63,7 +80,10 @@ class Rig:
             proctree.kill_all_below()
         finally:
             self.ann.close()
-            shutil.rmtree(self.top, ignore_errors=True)
+            if deferred is None:
+                shutil.rmtree(self.top, ignore_errors=True)
+            else:
+                deferred.append(self.top)
 
     def service(self, name: str, down: bool = False, where: Path | None = None) -> Path:
         return self.ann.make_service((where or self.top) / name, down=down)
