@@ -171,14 +171,15 @@ class Converter:
         return self.sparse(heads)
 
     def ordered(self, heads: bytes, k: int) -> Columns | None:
-        """Labels within 2^28 seconds, in time order or nearly: lines in runs
-        within one hour, each run's end found by bisection. A run's lines
-        share its hour's prefix; their seconds of the hour come from one
-        subtraction of every label's run start at once, the labels being
-        the 32-bit digits of one big number: no borrow crosses between
-        digits while each label is at or after its run's start, and a digit
-        of 3600 or more shows one that is not. None then, or when runs are
-        so short that per-line arithmetic (sparse) costs less."""
+        """Labels that differ only in their low 28 bits, in time order or
+        nearly (a quiet log, a sparse one): lines in runs within one hour,
+        each run's end found by bisection. A run's lines share its hour's
+        prefix; their seconds of the hour come from one subtraction of every
+        label's run start at once, the labels being the 32-bit digits of one
+        big number: no borrow crosses between digits while each label is at
+        or after its run's start, and a digit of 3600 or more shows one that
+        is not. None then, or when runs are so short that per-line
+        arithmetic (sparse) costs less."""
         labels = column(heads, 9, 7, "I")  # small ints: the low 28 bits
         # measured: runs of 4 lines cost what sparse does; give up well
         # before, as the runs done so far are wasted (and in time order,
@@ -190,8 +191,8 @@ class Converter:
         tm = local(high + labels[0])
         if tm is None:
             return None
-        shift = wall(tm) - labels[0]
-        hours = self.hours(shift - high)
+        shift = wall(tm) - labels[0]  # from these labels to the clock
+        hours = self.hours(shift - high)  # from whole labels
         prefixes: list[bytes] = []
         starts = []
         i = 0
