@@ -109,9 +109,12 @@ def prewarm(rounds: int = 3) -> None:
         return
     base = _scratch()
     d = os.path.join(base, f".dtd-prewarm-{os.getpid()}")
-    here = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.mkdir(d, 0o700)
+    except OSError:
+        return  # there already: not ours to warm up in, nor to remove
+    here = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
         os.symlink("/bin/true", os.path.join(d, "run"))
         for _ in range(rounds):
             w = supervise.Worker(d)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import Procs, have_ref, make_service, ours, pid_alive, ref, up_pid, wait_for
 
-from dtd import status
+from dtd import forker, status
 
 needs_ref = pytest.mark.skipif(not have_ref("supervise"), reason="daemontools not installed")
 
@@ -360,9 +360,28 @@ def test_prewarm_leaves_nothing_behind(swept: Path) -> None:
     plain = "import os; print(os.getcwd()); print(len(os.listdir('/proc/self/fd')))"
     before = subprocess.run([ours("python"), "-c", plain],
                             capture_output=True, cwd=swept, check=True, timeout=20)
-    after = subprocess.run([ours("python"), "-c", code], capture_output=True, cwd=swept,
+    after = subprocess.run([ours("python"), "-c", code + "; print(os.getpid())"],
+                           capture_output=True, cwd=swept,
                            env=dict(os.environ, TMPDIR=str(swept)), check=True, timeout=20)
     assert after.stderr == b""
-    # the same directory and descriptors afterwards, and no service directory left
-    assert after.stdout == before.stdout
+    # the same directory and descriptors afterwards, and no service directory
+    # left where it warmed up (/dev/shm, or here, TMPDIR, without one)
+    cwd, fds, pid = after.stdout.decode().split()
+    assert f"{cwd}\n{fds}\n".encode() == before.stdout
     assert os.listdir(swept) == []
+    assert not os.path.lexists(os.path.join(forker._scratch(), f".dtd-prewarm-{pid}"))
+
+
+def test_prewarm_leaves_alone_a_directory_it_did_not_make(swept: Path) -> None:
+    """Its scratch directory is world-writable: a directory (or a symlink)
+    already at its name is someone else's, and its contents stay."""
+    code = ("import os; from dtd import forker; "
+            "d = os.path.join(forker._scratch(), f'.dtd-prewarm-{os.getpid()}'); "
+            f"os.symlink({str(swept)!r}, d); "
+            "forker.prewarm(); os.unlink(d)")
+    (swept / "supervise").mkdir()
+    (swept / "supervise" / "status").write_bytes(b"theirs")
+    (swept / "run").write_bytes(b"theirs")
+    subprocess.run([ours("python"), "-c", code], check=True, timeout=20)
+    assert (swept / "supervise" / "status").read_bytes() == b"theirs"
+    assert (swept / "run").read_bytes() == b"theirs"
