@@ -80,6 +80,13 @@ def wall(tm: time.struct_time) -> int:
     return days * 86400 + tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec
 
 
+def shift_at(label: int) -> int | None:
+    """How far the wall clock is ahead of the labels at label (Hours'
+    shift), None where localtime cannot show it."""
+    tm = local(label)
+    return None if tm is None else wall(tm) - label
+
+
 def minute(tm: time.struct_time) -> bytes:
     # djb prints the year with fmt_ulong: a negative one wraps
     return b"%d-%02d-%02d %02d:%02d:" % (tm.tm_year % ULONG, tm.tm_mon, tm.tm_mday,
@@ -188,11 +195,11 @@ class Converter:
         if abs(labels[-1] - labels[0]) >= most * 3600:
             return None
         high = int(heads[:9], 16) << 28
-        tm = local(high + labels[0])
-        if tm is None:
+        whole = shift_at(high + labels[0])  # from whole labels to the clock
+        if whole is None:
             return None
-        shift = wall(tm) - labels[0]  # from these labels to the clock
-        hours = self.hours(shift - high)  # from whole labels
+        shift = whole + high  # from these labels to the clock
+        hours = self.hours(whole)
         prefixes: list[bytes] = []
         starts = []
         i = 0
@@ -222,10 +229,9 @@ class Converter:
         """Any labels: an hour and a second of it for each (two columns: one
         more field to format costs less than joining them here)."""
         labels = column(heads, 0, 16, "Q")
-        tm = local(labels[0])
-        if tm is None:
+        shift = shift_at(labels[0])
+        if shift is None:
             return None
-        shift = wall(tm) - labels[0]
         hs, seconds = zip(*map(divmod, map(shift.__add__, labels), repeat(3600)))
         prefixes = list(map(self.hours(shift).__getitem__, hs))
         if None in prefixes:
