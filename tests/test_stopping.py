@@ -47,6 +47,16 @@ def kill_pid(pid: int) -> None:
         pass
 
 
+def deaf_up(d: Path) -> int:
+    """The pid of a service that ignores TERM, once it does: up_pid is
+    there as soon as ./run is spawned, before the shell has run its trap
+    (a TERM then killed it, under load); exec'd into sleep, it has."""
+    pid = wait_for(lambda: up_pid(d))
+    wait_for(lambda: Path(f"/proc/{pid}/comm").read_text().strip() == "sleep",
+             what="the trap set")
+    return pid
+
+
 @pytest.mark.parametrize("text", ["SIGHUP\n", "HUP", "hup", "1\n"])
 def test_down_signal(procs: Procs, swept: Path, text: str) -> None:
     d = make_service(swept / "s", TRAPS)
@@ -74,7 +84,7 @@ def test_timeout_kill(procs: Procs, swept: Path) -> None:
     d = make_service(swept / "s", "trap '' TERM\nexec sleep 1000")
     (d / "timeout-kill").write_text("300\n")
     start(procs, d)
-    pid = wait_for(lambda: up_pid(d))
+    pid = deaf_up(d)
     t0 = time.monotonic()
     control(d, b"d")
     wait_for(lambda: up_pid(d) == 0, timeout=5, what="SIGKILL after timeout-kill")
@@ -92,7 +102,7 @@ def test_timeout_kill(procs: Procs, swept: Path) -> None:
 def test_without_timeout_kill_a_deaf_service_stays_up(procs: Procs, swept: Path) -> None:
     d = make_service(swept / "s", "trap '' TERM\nexec sleep 1000")
     start(procs, d)
-    pid = wait_for(lambda: up_pid(d))
+    pid = deaf_up(d)
     control(d, b"d")
     time.sleep(0.5)
     assert up_pid(d) == pid and read_status(d).term_sent
@@ -105,7 +115,7 @@ def test_down_and_exit_honours_timeout_kill(procs: Procs, swept: Path) -> None:
     d = make_service(swept / "s", "trap '' TERM\nexec sleep 1000")
     (d / "timeout-kill").write_text("200")
     p = start(procs, d)
-    pid = wait_for(lambda: up_pid(d))
+    pid = deaf_up(d)
     control(d, b"dx")
     assert p.wait(timeout=5) == 0
     assert not pid_alive(pid)
@@ -218,7 +228,7 @@ def test_service_outlives_a_killed_worker_in_its_own_session(procs: Procs, swept
 def test_exit_while_wanted_down_arms_timeout_kill(procs: Procs, swept: Path) -> None:
     d = make_service(swept / "s", "trap '' TERM\nexec sleep 1000")
     p = start(procs, d)
-    pid = wait_for(lambda: up_pid(d))
+    pid = deaf_up(d)
     control(d, b"d")  # no timeout-kill yet: nothing armed
     time.sleep(0.3)
     assert pid_alive(pid)
