@@ -5,6 +5,7 @@ difference (lines the reference dies on pass through here)."""
 
 import os
 import random
+import struct
 import subprocess
 import time
 from collections.abc import Iterator
@@ -158,7 +159,7 @@ def test_chunk_boundaries_do_not_matter(seed: int, cuts: list[int]) -> None:
     data = random_lines(random.Random(seed), 40) + b"@4000000037c219bf2ef02e94 no newline"
     points = sorted({min(c, len(data)) for c in cuts})
     chunks = [data[a:b] for a, b in zip([0, *points], [*points, len(data)])]
-    assert convert(chunks) == convert([data])
+    assert convert(chunks) == Converter().general(data)
 
 
 @settings(max_examples=300, deadline=None)
@@ -186,6 +187,9 @@ def test_fast_and_general_paths_agree(first: bytes, lines: list[bytes], spread: 
                      for i, line in enumerate(lines))
     c = Converter()
     assert c.lines(text) == c.general(text)
+    # and after the end of a line begun in an earlier buffer, "@" and all
+    mid = first.replace(b"\n", b"") + b"\n"
+    assert c.lines(mid + text, mid=True) == mid + c.general(text)
 
 
 @pytest.mark.parametrize("short", [b"@", b"@4000000037c2", b"@4000000037c219bf2ef02e9 x",
@@ -278,4 +282,52 @@ def test_seconds_apart_across_irregular_moments(tz: str, moment: int, step: int)
     with zone(tz):
         for a in range(0, len(lines), 500):
             text = b"".join(lines[a:a + 500])
+            assert c.lines(text) == c.general(text)
+
+
+def offset_changes(path: Path) -> list[int]:
+    """When a TZif file's zone changes its UTC offset, from its 64-bit
+    transitions (RFC 8536)."""
+    data = path.read_bytes()
+    if data[:4] != b"TZif" or data[4:5] < b"2":
+        return []
+    counts = struct.unpack(">6l", data[20:44])  # isut, isstd, leap, time, type, char
+    at = 44 + counts[3] * 5 + counts[4] * 6 + counts[5] + counts[2] * 8 + counts[1] + counts[0]
+    isut, isstd, leap, times, types, chars = struct.unpack(">6l", data[at + 20:at + 44])
+    at += 44
+    moments = struct.unpack(">%dq" % times, data[at:at + 8 * times])
+    kinds = data[at + 8 * times:at + 9 * times]
+    at += 9 * times
+    offsets = [struct.unpack(">l", data[at + 6 * i:at + 6 * i + 4])[0] for i in range(types)]
+    changes, before = [], offsets[0]
+    for moment, kind in zip(moments, kinds):
+        if offsets[kind] != before:
+            changes.append(moment)
+        before = offsets[kind]
+    return changes
+
+
+def test_no_zone_changes_its_offset_twice_in_a_day() -> None:
+    """What vouching for a day at a time (Hours) stands on, in every zone
+    of this machine's tz data."""
+    top = Path("/usr/share/zoneinfo")
+    if not (top / "America/New_York").exists():
+        pytest.skip("no tz data")
+    least = min((b - a, str(path)) for path in top.rglob("*") if path.is_file()
+                for changes in [offset_changes(path)] for a, b in zip(changes, changes[1:]))
+    assert least[0] > 86400, least
+
+
+@pytest.mark.parametrize("tz", ["XST0XDT,J100/6,J100/12", "XST0XDT,J100/6,J100/7"])
+def test_summer_time_of_hours_that_tz_spells_out(tz: str) -> None:
+    """A $TZ with rules of its own may keep summer time for less than a
+    day: a line a minute across it, as the reference shows it."""
+    label = 4611686018427387914 + 1712707200 - 86400  # the day before 2024-04-10
+    data = b"".join(b"@%016x%08x line %d\n" % (label + 60 * i, i, i) for i in range(4000))
+    compare("tai64nlocal", [], env=dict(ENV, TZ=tz), stdin=data)
+    lines = data.splitlines(keepends=True)
+    c = Converter()
+    with zone(tz):
+        for a in range(0, len(lines), 1000):
+            text = b"".join(lines[a:a + 1000])
             assert c.lines(text) == c.general(text)

@@ -29,6 +29,7 @@ import sys
 import time
 from array import array
 from bisect import bisect_left
+from collections.abc import Sequence
 from itertools import repeat
 
 from dtd.diag import EXIT_TEMP
@@ -49,6 +50,7 @@ NINE = b"%09d".__mod__
 # second), nanoseconds, the rest of the line
 LINES = {1: b"\n%s%09d%s", 2: b"\n%s%s%09d%s"}
 CLOCK = [b"%02d:%02d." % divmod(s, 60) for s in range(3600)]  # an hour of "MM:SS."
+HOURS = [b" %02d:" % h for h in range(24)]  # a day of " HH:"
 BYTESWAP = sys.byteorder == "little"  # the stamp's nanoseconds are big-endian
 ORDER = sys.byteorder  # of numbers in an array, and of an array as one big number
 ULONG = 1 << 64
@@ -58,7 +60,7 @@ PENDING_MAX = 65536
 BUFSIZE = 131072  # measured: 64 KiB costs 10-20% more, 1 MiB falls out of cache
 
 
-Columns = tuple[list[bytes], ...]
+Columns = tuple[Sequence[bytes | None], ...]  # no None in any column returned
 
 
 def local(label: int) -> time.struct_time | None:
@@ -99,24 +101,44 @@ class Hours(dict[int, bytes | None]):
     which the clock is not that far ahead of every label (a change of UTC
     offset, a leap second, a time localtime cannot show).
 
-    Two localtime calls vouch for an hour: the clock at its first and last
-    label. tz data never changes the offset twice within an hour, so within
-    a vouched hour a label's date is arithmetic: hour + CLOCK[second]."""
+    Two localtime calls vouch for a whole day: the clock at its first and
+    last label. Within a vouched day a label's date is arithmetic: the
+    day's date, the hour, CLOCK[second]. That holds because tz data never
+    changes the offset twice within a day (the least time between two
+    changes anywhere in tzdata 2024 is four days: Africa/Freetown, 1939;
+    test_tai64nlocal checks the zones of the machine it runs on) and leap
+    seconds only ever add, so a change in the day shows at one end. A day
+    that fails is vouched for hour by hour the same way, and so is every
+    day under a $TZ that spells out its own rules: those may keep summer
+    time for less than a day."""
 
     def __init__(self, shift: int) -> None:
         super().__init__()
         self.shift = shift
+        self.block = 1 if "," in os.environ.get("TZ", "") else 24  # hours vouched at once
 
     def __missing__(self, hour: int) -> bytes | None:
         if len(self) >= CACHE_MAX:
             self.clear()
-        start = hour * 3600
-        first, last = local(start - self.shift), local(start + 3599 - self.shift)
-        value = None
-        if first and last and wall(first) == start and wall(last) == start + 3599:
-            value = minute(first)[:-3]
-        self[hour] = value
-        return value
+        first = hour - hour % self.block
+        tm = self.vouch(first * 3600, 86400) if self.block == 24 else None
+        if tm is not None:
+            date = minute(tm)[:-7]
+            self.update(zip(range(first, first + 24), map(date.__add__, HOURS)))
+        else:
+            for h in range(first, first + self.block):
+                tm = self.vouch(h * 3600, 3600)
+                self[h] = None if tm is None else minute(tm)[:-3]
+        return self[hour]
+
+    def vouch(self, start: int, length: int) -> time.struct_time | None:
+        """The clock at the first label of a span of the wall clock, if the
+        clock is `shift` ahead of its first and last labels."""
+        first = local(start - self.shift)
+        if first is None or wall(first) != start:
+            return None
+        last = local(start + length - 1 - self.shift)
+        return first if last is not None and wall(last) == start + length - 1 else None
 
 
 class Seconds(dict[int, bytes | None]):
@@ -246,16 +268,18 @@ class Converter:
             return b"@" + digits
         return date + NINE(v & 0xFFFFFFFF)
 
-    def lines(self, text: bytes) -> bytes:
-        """text starts at a line start; every stamp in it has ended."""
-        lined = b"\n" + text
+    def lines(self, text: bytes, mid: bool = False) -> bytes:
+        """Every stamp in text has ended; text starts at a line start, or
+        in the middle of a line when mid."""
+        # each stamped line follows a "\n": one before the first line too
+        lined = text if mid else b"\n" + text
         if lined.find(b"\n@", max(0, len(lined) - 26)) >= 0:
             # SPLIT would leave this "\n@" in the line before: too few
             # bytes follow it for a stamp of 24 digits that has ended
-            return self.general(text)
-        # in C: the lines before the first stamp, then each stamped line's
-        # head and the rest of it (measured: a regex finds "\n@" faster
-        # than bytes.split does)
+            return self.general(text, mid)
+        # in C: the text before the first stamped line, then each stamped
+        # line's head and the rest of it (measured: a regex finds "\n@"
+        # faster than bytes.split does)
         parts = SPLIT.split(lined)
         if len(parts) == 1:
             return text
@@ -263,21 +287,28 @@ class Converter:
         # the heads side by side: byte j of every stamp is heads[j::25]
         heads = b"".join(parts[1::2])
         if heads.translate(KIND) != STAMP24 * k:
-            return self.general(text)  # a stamp of another length
+            return self.general(text, mid)  # a stamp of another length
         dates = self.dates(heads, k)
         if dates is None:
-            return self.general(text)
+            return self.general(text, mid)
         n = len(dates) + 2
-        args: list[object] = [None] * (n * k)
-        for i, part in enumerate(dates):
+        args: list[object] = [None] * (n * k + 1)
+        args[0] = parts[0] if mid else parts[0][1:]
+        for i, part in enumerate(dates, 1):
             args[i::n] = part
-        args[n - 2::n] = column(heads, 16, 8, "I")
-        args[n - 1::n] = parts[2::2]
-        head = parts[0][1:] + b"\n" if parts[0] else b""
-        return head + (LINES[len(dates)] * k)[1:] % tuple(args)
+        args[n - 1::n] = column(heads, 16, 8, "I")
+        args[n::n] = parts[2::2]
+        form = LINES[len(dates)] * k
+        if lined is not text and not parts[0]:
+            form = form[1:]  # the "\n" before the first line was our own
+        # one piece of output, without copying the text before or after
+        return (b"%s" + form) % tuple(args)
 
-    def general(self, text: bytes) -> bytes:
+    def general(self, text: bytes, mid: bool = False) -> bytes:
         """Stamps of any length, and times localtime cannot show."""
+        if mid:
+            i = text.find(b"\n") + 1
+            return text[:i] + self.general(text[i:]) if i else text
         pieces = STAMP.split(text)
         pieces[1::2] = map(self.one, pieces[1::2])
         return b"".join(pieces)
@@ -286,16 +317,12 @@ class Converter:
         """What can be written now that data has been read."""
         buf = self.pending + data
         self.pending = b""
-        head = b""
-        if self.mid:
-            i = buf.find(b"\n")
-            if i < 0:
-                return buf
-            head, buf = buf[:i + 1], buf[i + 1:]
-            self.mid = False
+        mid = self.mid
         j = buf.rfind(b"\n") + 1
-        whole, tail = buf[:j], buf[j:]
-        body = self.lines(whole)
+        if mid and not j:
+            return buf
+        tail = buf[j:]
+        self.mid = False
         if tail:
             m = HEX_RUN.match(tail)
             if m and m.end() == len(tail):
@@ -303,10 +330,13 @@ class Converter:
                 # endless memory (it would only show, cut, where the
                 # reference crashes)
                 self.pending = tail if len(tail) <= PENDING_MAX else b"@" + tail[-24:]
+                buf = buf[:j]
             else:
-                body += self.lines(tail)
                 self.mid = True
-        return head + body
+                if tail[:1] == b"@" and len(tail) < 26:
+                    # a short stamp would send the whole buffer the slow way
+                    return self.lines(buf[:j], mid) + self.lines(tail)
+        return self.lines(buf, mid) if buf else b""
 
 
 def main(argv: list[str] | None = None) -> int:
