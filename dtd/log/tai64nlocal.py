@@ -243,7 +243,7 @@ class Converter:
         if seconds < 0:
             return None
         try:
-            return prefixes, list(map(CLOCK.__getitem__, array("I", seconds.to_bytes(4 * k, ORDER))))
+            return prefixes, [CLOCK[s] for s in array("I", seconds.to_bytes(4 * k, ORDER))]
         except IndexError:
             return None
 
