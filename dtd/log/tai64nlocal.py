@@ -107,7 +107,7 @@ class Hours(dict[int, bytes | None]):
     last label. Within a vouched day a label's date is arithmetic: the
     day's date, the hour, CLOCK[second]. That holds because tz data never
     changes the offset twice within a day (the least time between two
-    changes anywhere in tzdata 2024 is four days: Africa/Freetown, 1939;
+    changes anywhere in tzdata 2025b is four days: Africa/Freetown, 1939;
     test_tai64nlocal checks the zones of the machine it runs on) and leap
     seconds only ever add, so a change in the day shows at one end. A day
     that fails is vouched for hour by hour the same way, and so is every
