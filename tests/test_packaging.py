@@ -161,6 +161,45 @@ def test_rpm_lists_the_same_files_as_the_deb(deb: Path, rpm: Path) -> None:
     assert "/etc/service" in dirs
 
 
+def client_imports(top: Path, tmp: Path) -> dict[str, set[str]]:
+    """What svc, svstat and svok, unpacked under top, import when Debian's
+    python3 runs them on a directory."""
+    env = {**SYS_ENV, "PYTHONPATH": str(top / "usr/lib/python3/dist-packages")}
+    (tmp / "none").mkdir(exist_ok=True)
+    found = {}
+    for name in ("svc", "svstat", "svok"):
+        args = ["-u"] if name == "svc" else []
+        r = subprocess.run(["/usr/bin/python3", "-P", "-X", "importtime",
+                            str(top / "usr/bin" / name), *args, str(tmp / "none")],
+                           env=env, capture_output=True, text=True, check=False, timeout=30)
+        rows = [line.split("|")[-1].strip() for line in r.stderr.splitlines()
+                if line.startswith("import time:")]
+        assert "dtd" in rows, r.stderr
+        found[name] = set(rows)
+    return found
+
+
+def test_launchers_do_not_import_re(deb: Path, rpm: Path, tmp: Path) -> None:
+    """installer writes launchers that import re to strip a Windows suffix
+    from argv[0]: with Debian's python3 that is 5 to 6 ms on a 13 ms `svok`.
+    Both packages' clients import no more than the clients need."""
+    deb_top = tmp / "deb"
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(deb_top)], check=True)
+    tops = [deb_top]
+    if shutil.which("rpm2cpio") and shutil.which("cpio"):
+        rpm_top = tmp / "rpm"
+        rpm_top.mkdir()
+        payload = subprocess.run(["rpm2cpio", str(rpm)], capture_output=True, check=True).stdout
+        subprocess.run(["cpio", "-idm", "--quiet"], input=payload, cwd=rpm_top, check=True)
+        tops.append(rpm_top)
+    for top in tops:
+        for name, modules in client_imports(top, tmp).items():
+            assert "re" not in modules, (top, name)
+        for name in scripts(built_from(deb)):
+            text = (top / "usr/bin" / name).read_text()
+            assert text.startswith("#!/usr/bin/python3\n") and "import re" not in text, text
+
+
 def test_rpm_unpacked_svstat_runs_and_matches_the_reference(rpm: Path, tmp: Path,
                                                            procs: Procs) -> None:
     if shutil.which("rpm2cpio") is None or shutil.which("cpio") is None:
