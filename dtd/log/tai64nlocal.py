@@ -123,24 +123,25 @@ class Hours(dict[int, bytes | None]):
         if len(self) >= CACHE_MAX:
             self.clear()
         first = hour - hour % self.block
-        tm = self.vouch(first * 3600, 86400) if self.block == 24 else None
-        if tm is not None:
-            date = minute(tm)[:-7]
+        ends = (self.at(first * 3600), self.at(first * 3600 + 86399)) if self.block == 24 else None
+        if ends and ends[0] and ends[1]:
+            date = minute(ends[0])[:-7]
             self.update(zip(range(first, first + 24), map(date.__add__, HOURS)))
+        elif ends and not ends[0] and not ends[1]:
+            # with one change at most, no hour of the day has this shift
+            # (a day of the other side of a change: a sparse log has many)
+            self.update(zip(range(first, first + 24), repeat(None)))
         else:
             for h in range(first, first + self.block):
-                tm = self.vouch(h * 3600, 3600)
-                self[h] = None if tm is None else minute(tm)[:-3]
+                tm = self.at(h * 3600)
+                self[h] = minute(tm)[:-3] if tm and self.at(h * 3600 + 3599) else None
         return self[hour]
 
-    def vouch(self, start: int, length: int) -> time.struct_time | None:
-        """The clock at the first label of a span of the wall clock, if the
-        clock is `shift` ahead of its first and last labels."""
-        first = local(start - self.shift)
-        if first is None or wall(first) != start:
-            return None
-        last = local(start + length - 1 - self.shift)
-        return first if last is not None and wall(last) == start + length - 1 else None
+    def at(self, moment: int) -> time.struct_time | None:
+        """The clock at a moment of the wall clock (seconds since 1970 of
+        that clock), if it is `shift` ahead of the label there."""
+        tm = local(moment - self.shift)
+        return tm if tm is not None and wall(tm) == moment else None
 
 
 class Seconds(dict[int, bytes | None]):
@@ -252,16 +253,34 @@ class Converter:
 
     def sparse(self, heads: bytes) -> Dates | None:
         """Any labels: an hour and a second of it for each (two columns: one
-        more field to format costs less than joining them here)."""
+        more field to format costs less than joining them here). The clock's
+        shift at the first line serves the lines it vouches for; the others,
+        across a change of offset, get the shift at the first of them, and
+        so on, and those in the very hour of a change their date by
+        localtime."""
         labels = column(heads, 0, 16, "Q")
-        shift = shift_at(labels[0])
-        if shift is None:
-            return None
-        hs, seconds = zip(*map(divmod, map(shift.__add__, labels), repeat(3600)))
-        prefixes = list(map(self.hours(shift).__getitem__, hs))
-        if None in prefixes:
-            return None
-        return (b"\n%s%s" + TAIL) * len(hs), (prefixes, list(map(CLOCK.__getitem__, seconds)))
+        k = len(labels)
+        prefixes: list[bytes | None] = []
+        clocks: list[bytes] = []
+        first = 0  # the first line without a date
+        while first < k:
+            shift = shift_at(labels[first])
+            if shift is None:
+                return None
+            hs, seconds = zip(*map(divmod, map(shift.__add__, labels), repeat(3600)))
+            found = list(map(self.hours(shift).__getitem__, hs))
+            if not prefixes:
+                prefixes, clocks = found, list(map(CLOCK.__getitem__, seconds))
+            else:
+                clocks = [c if p is not None else CLOCK[s] for p, c, s in zip(prefixes, clocks, seconds)]
+                prefixes = [p if p is not None else f for p, f in zip(prefixes, found)]
+            if prefixes[first] is None:  # its own shift fails it
+                date = self.seconds[labels[first]]
+                if date is None:
+                    return None
+                prefixes[first], clocks[first] = date, b""
+            first = prefixes.index(None, first) if None in prefixes else k
+        return (b"\n%s%s" + TAIL) * k, (prefixes, clocks)
 
     def one(self, digits: bytes) -> bytes:
         """Any number of hex digits, read as the reference's register does."""
