@@ -16,10 +16,10 @@ Speed: whole buffers, not lines. A buffer is split at every "\n@"; when
 every stamp in it has 24 digits (one translate checks them all at once),
 the conversion is a chain of C-level maps. localtime is slow next to the
 rest, and a quiet log has a new second on every line, so dates are made by
-the hour (see Hours) and a buffer's dates are looked up in one of three
-ways: all in one second (a busy log), in time order (runs of lines within
-an hour: a quiet log, a sparse one), any (hour and second apart, line by
-line). Other buffers take the general, per-stamp path.
+the day (see Days) and a buffer's dates are looked up in one of three ways:
+all in one second (a busy log), in time order (runs of lines within a day:
+a quiet log, a sparse one), any (day and second apart, line by line). Other
+buffers take the general, per-stamp path.
 """
 
 import os
@@ -29,7 +29,8 @@ import sys
 import time
 from array import array
 from bisect import bisect_left
-from collections.abc import Sequence
+from functools import cache
+from collections.abc import Iterable, Sequence
 from itertools import repeat
 
 from dtd.diag import EXIT_TEMP
@@ -48,8 +49,6 @@ STAMP24 = b"h" * 24 + b"n"
 NINE = b"%09d".__mod__
 # the end of a line of output: nanoseconds, the rest of the line
 TAIL = b"%09d%s"
-CLOCK = [b"%02d:%02d." % divmod(s, 60) for s in range(3600)]  # an hour of "MM:SS."
-HOURS = [b" %02d:" % h for h in range(24)]  # a day of " HH:"
 BYTESWAP = sys.byteorder == "little"  # the stamp's nanoseconds are big-endian
 ORDER = sys.byteorder  # of numbers in an array, and of an array as one big number
 ULONG = 1 << 64
@@ -85,8 +84,8 @@ def wall(tm: time.struct_time) -> int:
 
 
 def shift_at(label: int) -> int | None:
-    """How far the wall clock is ahead of the labels at label (Hours'
-    shift), None where localtime cannot show it."""
+    """How far the wall clock is ahead of the labels at label (the shift
+    of Days), None where localtime cannot show it."""
     tm = local(label)
     return None if tm is None else wall(tm) - label
 
@@ -97,51 +96,93 @@ def minute(tm: time.struct_time) -> bytes:
                                          tm.tm_hour, tm.tm_min)
 
 
-class Hours(dict[int, bytes | None]):
-    """Hour of the wall clock (its seconds // 3600) -> ``YYYY-MM-DD HH:``,
-    for the labels `shift` seconds behind that clock; None for an hour in
-    which the clock is not that far ahead of every label (a change of UTC
-    offset, a leap second, a time localtime cannot show).
+def at(shift: int, moment: int) -> time.struct_time | None:
+    """The clock at a moment of the wall clock (its seconds since 1970), if
+    it is `shift` ahead of the label there."""
+    tm = local(moment - shift)
+    return tm if tm is not None and wall(tm) == moment else None
 
-    Two localtime calls vouch for a whole day: the clock at its first and
-    last label. Within a vouched day a label's date is arithmetic: the
-    day's date, the hour, CLOCK[second]. That holds because tz data never
-    changes the offset twice within a day (the least time between two
+
+@cache
+def day_clock() -> list[bytes]:
+    """``HH:MM:SS.`` for every second of a day, made when a log first needs
+    it, a column of characters at a time and then split (measured: 2 ms,
+    against 14 ms for a string at a time; 4 MiB)."""
+    def runs(values: "Iterable[int]", n: int) -> bytes:
+        return b"".join(b"%d" % v * n for v in values)
+    text = bytearray(86400 * 10)
+    text[0::10] = runs((h // 10 for h in range(24)), 3600)
+    text[1::10] = runs((h % 10 for h in range(24)), 3600)
+    text[3::10] = runs((m // 10 for m in range(60)), 60) * 24
+    text[4::10] = runs((m % 10 for m in range(60)), 60) * 24
+    text[6::10] = runs(range(6), 10) * 1440
+    text[7::10] = b"0123456789" * 8640
+    text[2::10] = text[5::10] = b":" * 86400
+    text[8::10] = b"." * 86400
+    text[9::10] = b"\n" * 86400
+    return bytes(text).splitlines()
+
+
+class Days(dict[int, bytes | None]):
+    """Day of the wall clock (its seconds // 86400) -> ``YYYY-MM-DD ``, for
+    the labels `shift` seconds behind that clock; None for a day in which
+    the clock is not that far ahead of every label (a change of UTC offset,
+    a leap second, a time localtime cannot show).
+
+    Two localtime calls vouch for a day: the clock at its first and last
+    label. Within a vouched day a label's date is arithmetic: the day's
+    date and day_clock()[second of the day]. That holds because tz data
+    never changes the offset twice within a day (the least time between two
     changes anywhere in tzdata 2025b is four days: Africa/Freetown, 1939;
     test_tai64nlocal checks the zones of the machine it runs on) and leap
-    seconds only ever add, so a change in the day shows at one end. A day
-    that fails is vouched for hour by hour the same way, and so is every
-    day under a $TZ that spells out its own rules: those may keep summer
-    time for less than a day."""
+    seconds only ever add, so a change in the day shows at one end. Under a
+    $TZ that spells out its own rules, which may keep summer time for less
+    than a day, the clock is asked at the end of every hour too. The hours
+    of a day that fails are vouched for one by one (`hours`)."""
 
     def __init__(self, shift: int) -> None:
         super().__init__()
         self.shift = shift
-        self.block = 1 if "," in os.environ.get("TZ", "") else 24  # hours vouched at once
+        self.step = 3600 if "," in os.environ.get("TZ", "") else 86400
+        self.hours = Hours(shift)
+        self.mixed: set[int] = set()  # days of None with some hours of this shift
+
+    def __missing__(self, day: int) -> bytes | None:
+        if len(self) >= CACHE_MAX:
+            self.clear()
+            self.mixed.clear()
+        start = day * 86400
+        clocks = [at(self.shift, moment) for moment in
+                  (start, *range(start + self.step - 1, start + 86400, self.step))]
+        value = None
+        if all(clocks):
+            value = minute(clocks[0])[:-6]  # type: ignore[arg-type]
+        elif any(clocks):
+            # a change within the day; where none of the clocks asked has
+            # this shift, no hour has (a day on the other side of a change)
+            self.mixed.add(day)
+        self[day] = value
+        return value
+
+
+class Hours(dict[int, bytes | None]):
+    """Hour of the wall clock (its seconds // 3600) -> ``YYYY-MM-DD ``, or
+    None, as Days, vouched for by the clock at its first and last label:
+    tz data never changes the offset twice within an hour either."""
+
+    def __init__(self, shift: int) -> None:
+        super().__init__()
+        self.shift = shift
 
     def __missing__(self, hour: int) -> bytes | None:
         if len(self) >= CACHE_MAX:
             self.clear()
-        first = hour - hour % self.block
-        ends = (self.at(first * 3600), self.at(first * 3600 + 86399)) if self.block == 24 else None
-        if ends and ends[0] and ends[1]:
-            date = minute(ends[0])[:-7]
-            self.update(zip(range(first, first + 24), map(date.__add__, HOURS)))
-        elif ends and not ends[0] and not ends[1]:
-            # with one change at most, no hour of the day has this shift
-            # (a day of the other side of a change: a sparse log has many)
-            self.update(zip(range(first, first + 24), repeat(None)))
-        else:
-            for h in range(first, first + self.block):
-                tm = self.at(h * 3600)
-                self[h] = minute(tm)[:-3] if tm and self.at(h * 3600 + 3599) else None
-        return self[hour]
-
-    def at(self, moment: int) -> time.struct_time | None:
-        """The clock at a moment of the wall clock (seconds since 1970 of
-        that clock), if it is `shift` ahead of the label there."""
-        tm = local(moment - self.shift)
-        return tm if tm is not None and wall(tm) == moment else None
+        tm = at(self.shift, hour * 3600)
+        value = None
+        if tm is not None and at(self.shift, hour * 3600 + 3599):
+            value = minute(tm)[:-6]
+        self[hour] = value
+        return value
 
 
 class Seconds(dict[int, bytes | None]):
@@ -178,17 +219,17 @@ class Converter:
 
     def __init__(self) -> None:
         self.seconds = Seconds()
-        self.zones: dict[int, Hours] = {}  # by shift: a zone has a few
+        self.zones: dict[int, Days] = {}  # by shift: a zone has a few
         self.mid = False  # the start of the current line is already out
         self.pending = b""  # a line start "@hex..." whose stamp has not ended
 
-    def hours(self, shift: int) -> Hours:
-        hours = self.zones.get(shift)
-        if hours is None:
+    def days(self, shift: int) -> Days:
+        days = self.zones.get(shift)
+        if days is None:
             if len(self.zones) >= 64:
                 self.zones.clear()
-            hours = self.zones[shift] = Hours(shift)
-        return hours
+            days = self.zones[shift] = Days(shift)
+        return days
 
     def dates(self, heads: bytes, k: int) -> Dates | None:
         """The dates of k stamps of 24 digits, None unless every stamp has
@@ -204,38 +245,39 @@ class Converter:
 
     def ordered(self, heads: bytes, k: int) -> Dates | None:
         """Labels that differ only in their low 28 bits, in time order or
-        nearly (a quiet log, a sparse one): lines in runs within one hour,
-        each run's end found by bisection. A run's lines share its hour's
-        prefix; their seconds of the hour come from one subtraction of every
+        nearly (a quiet log, a sparse one): lines in runs within one day,
+        each run's end found by bisection. A run's lines share its day's
+        date; their seconds of the day come from one subtraction of every
         label's run start at once, the labels being the 32-bit digits of one
         big number: no borrow crosses between digits while each label is at
-        or after its run's start, and a digit of 3600 or more shows one that
-        is not. None then, or when runs are so short that per-line
+        or after its run's start, and a digit of 86400 or more shows one
+        that is not. None then, when a day has a change of offset (sparse
+        takes it hour by hour), or when runs are so short that per-line
         arithmetic (sparse) costs less."""
         labels = column(heads, 9, 7, "I")  # small ints: the low 28 bits
         # measured: runs of 4 lines cost what sparse does; give up well
         # before, as the runs done so far are wasted (and in time order,
         # the first and last labels tell)
         most = k // 8 + 2
-        if abs(labels[-1] - labels[0]) >= most * 3600:
+        if abs(labels[-1] - labels[0]) >= most * 86400:
             return None
         high = int(heads[:9], 16) << 28
         whole = shift_at(high + labels[0])  # from whole labels to the clock
         if whole is None:
             return None
         shift = whole + high  # from these labels to the clock
-        hours = self.hours(whole)
+        days = self.days(whole)
         forms = []
         starts = []
         i = 0
         for _ in range(most):
-            hour = (labels[i] + shift) // 3600
-            prefix = hours[hour]
-            start = hour * 3600 - shift
-            if prefix is None or start < 0:
+            day = (labels[i] + shift) // 86400
+            date = days[day]
+            start = day * 86400 - shift
+            if date is None or start < 0:
                 return None
-            j = max(bisect_left(labels, start + 3600, i), i + 1)
-            forms.append((b"\n" + prefix + b"%s" + TAIL) * (j - i))
+            j = max(bisect_left(labels, start + 86400, i), i + 1)
+            forms.append((b"\n" + date + b"%s" + TAIL) * (j - i))
             starts.append(start.to_bytes(4, ORDER) * (j - i))
             i = j
             if i == k:
@@ -245,42 +287,51 @@ class Converter:
         seconds = int.from_bytes(labels, ORDER) - int.from_bytes(b"".join(starts), ORDER)
         if seconds < 0:
             return None
+        clock = day_clock()
         try:
-            clocks = [CLOCK[s] for s in array("I", seconds.to_bytes(4 * k, ORDER))]
+            clocks = [clock[s] for s in array("I", seconds.to_bytes(4 * k, ORDER))]
         except IndexError:
             return None
         return b"".join(forms), (clocks,)
 
     def sparse(self, heads: bytes) -> Dates | None:
-        """Any labels: an hour and a second of it for each (two columns: one
-        more field to format costs less than joining them here). The clock's
-        shift at the first line serves the lines it vouches for; the others,
-        across a change of offset, get the shift at the first of them, and
-        so on, and those in the very hour of a change their date by
-        localtime."""
+        """Any labels: a day and a second of it for each (two columns: one
+        more field to format costs less than joining them here), hour by
+        hour in a day with a change of offset. The clock's shift at the
+        first line serves the lines it vouches for, the shift at the first
+        of the others those across a change, and so on for a few; the lines
+        of the very hour of a change get their date by localtime."""
         labels = column(heads, 0, 16, "Q")
         k = len(labels)
-        prefixes: list[bytes | None] = []
+        clock = day_clock()
+        dates: list[bytes | None] = []
         clocks: list[bytes] = []
         first = 0  # the first line without a date
-        while first < k:
+        for _ in range(3):
             shift = shift_at(labels[first])
             if shift is None:
                 return None
-            hs, seconds = zip(*map(divmod, map(shift.__add__, labels), repeat(3600)))
-            found = list(map(self.hours(shift).__getitem__, hs))
-            if not prefixes:
-                prefixes, clocks = found, list(map(CLOCK.__getitem__, seconds))
+            days = self.days(shift)
+            ds, seconds = zip(*map(divmod, map(shift.__add__, labels), repeat(86400)))
+            found = list(map(days.__getitem__, ds))
+            if None in found:
+                for i in [i for i, date in enumerate(found) if date is None]:
+                    if ds[i] in days.mixed:
+                        found[i] = days.hours[(labels[i] + shift) // 3600]
+            if not dates:
+                dates, clocks = found, list(map(clock.__getitem__, seconds))
             else:
-                clocks = [c if p is not None else CLOCK[s] for p, c, s in zip(prefixes, clocks, seconds)]
-                prefixes = [p if p is not None else f for p, f in zip(prefixes, found)]
-            if prefixes[first] is None:  # its own shift fails it
-                date = self.seconds[labels[first]]
-                if date is None:
-                    return None
-                prefixes[first], clocks[first] = date, b""
-            first = prefixes.index(None, first) if None in prefixes else k
-        return (b"\n%s%s" + TAIL) * k, (prefixes, clocks)
+                clocks = [c if d is not None else clock[s] for d, c, s in zip(dates, clocks, seconds)]
+                dates = [d if d is not None else f for d, f in zip(dates, found)]
+            if None not in dates or dates[first] is None:
+                break  # done, or its own shift fails the first line left
+            first = dates.index(None, first)
+        if None in dates:
+            for i in [i for i, date in enumerate(dates) if date is None]:
+                dates[i], clocks[i] = self.seconds[labels[i]], b""
+            if None in dates:
+                return None
+        return (b"\n%s%s" + TAIL) * k, (dates, clocks)
 
     def one(self, digits: bytes) -> bytes:
         """Any number of hex digits, read as the reference's register does."""
