@@ -331,3 +331,20 @@ def test_summer_time_of_hours_that_tz_spells_out(tz: str) -> None:
     label = 4611686018427387914 + 1712707200 - 86400  # the day before 2024-04-10
     data = b"".join(b"@%016x%08x line %d\n" % (label + 60 * i, i, i) for i in range(4000))
     agree(tz, data, 1000)
+
+
+def test_the_hour_of_a_change_costs_a_few_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lines a second apart through the half hour Lord Howe Island moves
+    its clocks by: those of the very change get their dates one by one, and
+    the buffer is not gone over again for each of them (it once was: 1,500
+    passes over 3,000 lines)."""
+    import dtd.log.tai64nlocal as module
+    label = 4611686018427387914 + 1712417400 - 1500
+    text = b"".join(b"@%016x%08x line %d\n" % (label + i, i, i) for i in range(3000))
+    shifts = []
+    real = module.shift_at
+    monkeypatch.setattr(module, "shift_at", lambda label: shifts.append(label) or real(label))
+    c = Converter()
+    with zone("Australia/Lord_Howe"):
+        assert c.lines(text) == c.general(text)
+    assert 0 < len(shifts) <= 4

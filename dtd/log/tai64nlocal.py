@@ -154,9 +154,9 @@ class Days(dict[int, bytes | None]):
         start = day * 86400
         clocks = [at(self.shift, moment) for moment in
                   (start, *range(start + self.step - 1, start + 86400, self.step))]
-        value = None
-        if all(clocks):
-            value = minute(clocks[0])[:-6]  # type: ignore[arg-type]
+        first, value = clocks[0], None
+        if first is not None and all(clocks):
+            value = minute(first)[:-6]
         elif any(clocks):
             # a change within the day; where none of the clocks asked has
             # this shift, no hour has (a day on the other side of a change)
