@@ -30,11 +30,11 @@ more than this client's whole start-up budget.
 """
 
 import _socket  # socket.py imports selectors and makes enums: 4 ms
-import json
 import os
 import sys
 import time
 
+from dtd.clients import apijson
 from dtd.diag import EXIT_TEMP, EXIT_USAGE, reason
 
 # typing costs start-up time; mypy treats any name TYPE_CHECKING as true
@@ -154,7 +154,7 @@ class Connection:
         code, headers = self.send(method, target, body)
         data = self.body(headers)
         if headers.get("content-type", "").startswith("application/json"):
-            return code, json.loads(data)
+            return code, apijson.loads(data)
         return code, data
 
 
@@ -233,7 +233,7 @@ def _worker_notes(rec: Record, state: str, now: float) -> list[str]:
     if rec.get("ready") and state == "up":
         notes.append(f"ready {max(0, int(now - float(rec.get('ready_since') or now)))}s")
     if rec.get("status_text"):
-        notes.append(json.dumps(rec["status_text"], ensure_ascii=False))
+        notes.append(apijson.quote(rec["status_text"]))
     if rec.get("backoff"):
         notes.append(f"backoff {float(rec['backoff']):.3g}s")
     if rec.get("fails"):
@@ -277,6 +277,8 @@ def cmd_status(sock: str, scan: str, names: list[str], as_json: bool) -> int:
         finally:
             conn.close()
     if as_json:
+        import json  # its dumps, for the indent
+
         sys.stdout.write(json.dumps(records, indent=1) + "\n")
     else:
         now = time.time()
@@ -291,7 +293,7 @@ def cmd_status(sock: str, scan: str, names: list[str], as_json: bool) -> int:
 def cmd_control(sock: str, verb: str, names: list[str]) -> int:
     conn = Connection(sock)
     try:
-        body = json.dumps({"commands": LETTERS[verb]}).encode()
+        body = b'{"commands": %s}' % apijson.quote(LETTERS[verb]).encode()
         for name in names:
             code, answer = conn.call("POST", f"/v1/services/{_quote(name)}/control", body)
             if code != 202:
@@ -306,7 +308,7 @@ def subscribe(sock: str) -> Connection:
     conn = Connection(sock, None)
     code, headers = conn.send("GET", "/v1/events")
     if code != 200:
-        answer = json.loads(conn.body(headers) or b"{}")
+        answer = apijson.loads(conn.body(headers) or b"{}")
         conn.close()
         raise refusal(code, answer)
     return conn
@@ -322,7 +324,7 @@ def events(conn: Connection) -> "Iterator[Record]":
         *lines, pending = pending.split(b"\n")
         for line in lines:
             if line:
-                yield json.loads(line)
+                yield apijson.loads(line)
 
 
 def cmd_watch(sock: str, as_json: bool) -> int:
@@ -330,6 +332,8 @@ def cmd_watch(sock: str, as_json: bool) -> int:
     try:
         for ev in events(conn):
             if as_json:
+                import json  # its dumps, for the separators
+
                 line = json.dumps(ev, separators=(",", ":"))
             else:
                 svc = ev["service"]
