@@ -385,12 +385,18 @@ def test_wait_times_out_with_exit_1(daemon: Daemon) -> None:
 
 
 def test_wait_up_for_a_flapping_service_returns_at_a_start(daemon: Daemon) -> None:
-    # ./run exits at once: supervise starts it again each second. Up is a
-    # start seen, as s6-svwait -u counts "u" events; ready never comes.
-    daemon.service("flap", "exit 3")
+    # ./run exits soon: supervise starts it again each second. Up is a
+    # start seen, as s6-svwait -u counts "u" events; ready never comes. A
+    # run lasts 50 ms: the root sees a start in the status file, and one
+    # that ends within a millisecond can come and go between two of its
+    # reads (two such in a row took 3 s once, in CI). Each wait begins
+    # while the service is down, so that it ends at a start of its own.
+    daemon.service("flap", "sleep 0.05; exit 3")
     daemon.start()
     wait_for(lambda: call(daemon.sock, "GET", "/v1/services/flap")[1].get("starts"), what="a start")
     for _ in range(3):
+        wait_for(lambda: call(daemon.sock, "GET", "/v1/services/flap")[1]["state"] != "up",
+                 what="down between two starts")
         t0 = time.monotonic()
         code, _, err = dtdctl(daemon, "wait", "up", "flap", "--timeout", "5")
         assert (code, err) == (0, "")
