@@ -50,3 +50,14 @@ def test_dtdctl_does_not_import_json() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out == "False\n"
+
+
+def test_without_json_in_c() -> None:
+    """Where there is no _json (not CPython), json itself does the work."""
+    code = ("import sys; sys.modules['_json'] = None\n"
+            "from dtd.clients import apijson\n"
+            "assert apijson._scan is None\n"
+            "print(apijson.loads(b' {\"a\": [1, 2.5, null]} '), apijson.quote('\\u00e9\"\\n'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out == "{'a': [1, 2.5, None]} \"\u00e9\\\"\\n\"\n"
