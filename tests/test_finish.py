@@ -165,7 +165,9 @@ def test_exit_during_finish_waits_for_it(procs: Procs, swept: Path) -> None:
 def test_up_during_finish_starts_after_it(procs: Procs, swept: Path) -> None:
     d = with_finish(make_service(swept / "s", "echo start >> starts\nexec sleep 1000"))
     start(procs, d)
-    wait_for(lambda: up_pid(d))
+    # the run has written its line (its pid is in the status before its
+    # shell has: a d at once killed it first once, in CI)
+    wait_for(lambda: up_pid(d) and starts(d) == 1, what="the first start's line")
     control(d, b"d")
     wait_for(lambda: finish_pid(d), what="finish to run")
     control(d, b"u")
