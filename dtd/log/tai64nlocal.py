@@ -46,7 +46,6 @@ SPLIT = re.compile(rb"\n@(?=(.{25})).{24}", re.DOTALL)
 # the byte that ends the stamp
 KIND = bytes(b"h"[0] if chr(c) in "0123456789abcdef" else b"n"[0] for c in range(256))
 STAMP24 = b"h" * 24 + b"n"
-NINE = b"%09d".__mod__
 # the end of a line of output: nanoseconds, the rest of the line
 TAIL = b"%09d%s"
 BYTESWAP = sys.byteorder == "little"  # the stamp's nanoseconds are big-endian
@@ -123,14 +122,53 @@ def day_clock() -> list[bytes]:
     return bytes(text).splitlines()
 
 
-class Days(dict[int, bytes | None]):
-    """Day of the wall clock (its seconds // 86400) -> ``YYYY-MM-DD ``, for
-    the labels `shift` seconds behind that clock; None for a day in which
-    the clock is not that far ahead of every label (a change of UTC offset,
-    a leap second, a time localtime cannot show).
+class Span(dict[int, bytes | None]):
+    """A span of the wall clock, by number (its seconds // LENGTH) ->
+    ``YYYY-MM-DD ``, for the labels `shift` seconds behind that clock; None
+    for a span in which the clock is not that far ahead of every label (a
+    change of UTC offset, a leap second, a time localtime cannot show).
+    The clock is asked at the span's first label and at the last of each
+    `step` seconds of it."""
 
-    Two localtime calls vouch for a day: the clock at its first and last
-    label. Within a vouched day a label's date is arithmetic: the day's
+    LENGTH = 0
+
+    def __init__(self, shift: int, step: int) -> None:
+        super().__init__()
+        self.shift = shift
+        self.step = step
+        self.mixed: set[int] = set()  # spans of None with some time of this shift
+
+    def __missing__(self, n: int) -> bytes | None:
+        if len(self) >= CACHE_MAX:
+            self.clear()
+            self.mixed.clear()
+        start = n * self.LENGTH
+        first, value = at(self.shift, start), None
+        ends = (at(self.shift, end) for end in range(start + self.step - 1, start + self.LENGTH,
+                                                     self.step))
+        if first is not None and all(ends):
+            value = minute(first)[:-6]
+        elif first is not None or any(ends):
+            # a change within the span; where none of the clocks asked has
+            # this shift, no time of it has (one on the other side of a change)
+            self.mixed.add(n)
+        self[n] = value
+        return value
+
+
+class Hours(Span):
+    """Hours, vouched for by the clock at their first and last label: tz
+    data never changes the offset twice within an hour."""
+
+    LENGTH = 3600
+
+    def __init__(self, shift: int) -> None:
+        super().__init__(shift, 3600)
+
+
+class Days(Span):
+    """Days. Two localtime calls vouch for one: the clock at its first and
+    last label. Within a vouched day a label's date is arithmetic: the day's
     date and day_clock()[second of the day]. That holds because tz data
     never changes the offset twice within a day (the least time between two
     changes anywhere in tzdata 2025b is four days: Africa/Freetown, 1939;
@@ -140,49 +178,11 @@ class Days(dict[int, bytes | None]):
     than a day, the clock is asked at the end of every hour too. The hours
     of a day that fails are vouched for one by one (`hours`)."""
 
+    LENGTH = 86400
+
     def __init__(self, shift: int) -> None:
-        super().__init__()
-        self.shift = shift
-        self.step = 3600 if "," in os.environ.get("TZ", "") else 86400
+        super().__init__(shift, 3600 if "," in os.environ.get("TZ", "") else 86400)
         self.hours = Hours(shift)
-        self.mixed: set[int] = set()  # days of None with some hours of this shift
-
-    def __missing__(self, day: int) -> bytes | None:
-        if len(self) >= CACHE_MAX:
-            self.clear()
-            self.mixed.clear()
-        start = day * 86400
-        clocks = [at(self.shift, moment) for moment in
-                  (start, *range(start + self.step - 1, start + 86400, self.step))]
-        first, value = clocks[0], None
-        if first is not None and all(clocks):
-            value = minute(first)[:-6]
-        elif any(clocks):
-            # a change within the day; where none of the clocks asked has
-            # this shift, no hour has (a day on the other side of a change)
-            self.mixed.add(day)
-        self[day] = value
-        return value
-
-
-class Hours(dict[int, bytes | None]):
-    """Hour of the wall clock (its seconds // 3600) -> ``YYYY-MM-DD ``, or
-    None, as Days, vouched for by the clock at its first and last label:
-    tz data never changes the offset twice within an hour either."""
-
-    def __init__(self, shift: int) -> None:
-        super().__init__()
-        self.shift = shift
-
-    def __missing__(self, hour: int) -> bytes | None:
-        if len(self) >= CACHE_MAX:
-            self.clear()
-        tm = at(self.shift, hour * 3600)
-        value = None
-        if tm is not None and at(self.shift, hour * 3600 + 3599):
-            value = minute(tm)[:-6]
-        self[hour] = value
-        return value
 
 
 class Seconds(dict[int, bytes | None]):
@@ -339,7 +339,7 @@ class Converter:
         date = self.seconds[v >> 32]
         if date is None:
             return b"@" + digits
-        return date + NINE(v & 0xFFFFFFFF)
+        return date + b"%09d" % (v & 0xFFFFFFFF)
 
     def lines(self, text: bytes, mid: bool = False) -> bytes:
         """Every stamp in text has ended; text starts at a line start, or
