@@ -9,9 +9,9 @@ PYTHON ?= $(shell for v in 3.13 3.12 3.11; do \
 VENV := .venv
 BIN := $(VENV)/bin
 # The Debian packages the tests and benchmarks need: the reference
-# implementations to compare with, the real clients to test with, and the
-# time zones tai64nlocal is compared in.
-DEBS := daemontools runit s6 supervisor dbus systemd libglib2.0-bin curl procps util-linux groff-base mandoc man-db prometheus-node-exporter tzdata
+# implementations to compare with, the real clients to test with, the
+# time zones tai64nlocal is compared in, and what unpacks the .rpm.
+DEBS := daemontools runit s6 supervisor dbus systemd libglib2.0-bin curl procps util-linux groff-base mandoc man-db prometheus-node-exporter tzdata rpm2cpio cpio
 
 .PHONY: run test debs venv bench clean chaos
 

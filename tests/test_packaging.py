@@ -161,6 +161,15 @@ def test_rpm_lists_the_same_files_as_the_deb(deb: Path, rpm: Path) -> None:
     assert "/etc/service" in dirs
 
 
+def unpack_rpm(rpm: Path, top: Path) -> Path:
+    """The rpm's files under top (rpm2cpio and cpio: make test installs
+    them)."""
+    top.mkdir()
+    payload = subprocess.run(["rpm2cpio", str(rpm)], capture_output=True, check=True).stdout
+    subprocess.run(["cpio", "-idm", "--quiet"], input=payload, cwd=top, check=True)
+    return top
+
+
 def client_imports(top: Path, tmp: Path) -> dict[str, set[str]]:
     """What svc, svstat and svok, unpacked under top, import when Debian's
     python3 runs them on a directory."""
@@ -185,14 +194,7 @@ def test_launchers_do_not_import_re(deb: Path, rpm: Path, tmp: Path) -> None:
     Both packages' clients import no more than the clients need."""
     deb_top = tmp / "deb"
     subprocess.run(["dpkg-deb", "-x", str(deb), str(deb_top)], check=True)
-    tops = [deb_top]
-    if shutil.which("rpm2cpio") and shutil.which("cpio"):
-        rpm_top = tmp / "rpm"
-        rpm_top.mkdir()
-        payload = subprocess.run(["rpm2cpio", str(rpm)], capture_output=True, check=True).stdout
-        subprocess.run(["cpio", "-idm", "--quiet"], input=payload, cwd=rpm_top, check=True)
-        tops.append(rpm_top)
-    for top in tops:
+    for top in (deb_top, unpack_rpm(rpm, tmp / "rpm")):
         for name, modules in client_imports(top, tmp).items():
             assert "re" not in modules, (top, name)
         for name in scripts(built_from(deb)):
@@ -202,12 +204,7 @@ def test_launchers_do_not_import_re(deb: Path, rpm: Path, tmp: Path) -> None:
 
 def test_rpm_unpacked_svstat_runs_and_matches_the_reference(rpm: Path, tmp: Path,
                                                            procs: Procs) -> None:
-    if shutil.which("rpm2cpio") is None or shutil.which("cpio") is None:
-        pytest.skip("rpm2cpio or cpio missing")
-    top = tmp / "root"
-    top.mkdir()
-    payload = subprocess.run(["rpm2cpio", str(rpm)], capture_output=True, check=True).stdout
-    subprocess.run(["cpio", "-idm", "--quiet"], input=payload, cwd=top, check=True)
+    top = unpack_rpm(rpm, tmp / "root")
     svstat = top / "usr/bin/svstat"
     # Debian's interpreter, the one the package is for, with the unpacked
     # tree as its only source of dtd.
